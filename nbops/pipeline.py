@@ -1,0 +1,157 @@
+"""The Pipeline model: steps, parameters, artifacts, endpoints, tests and metrics, as pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nbops.diagnostic import Diagnostic
+from nbops.notebook import Notebook
+from nbops.tags import is_step_name
+
+SETUP = "setup"
+PARAMETERS = "parameters"
+
+
+@dataclass(frozen=True)
+class CellRef:
+    index: int
+    id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A literal assignment in the parameters cell; `help` is its trailing comment."""
+
+    name: str
+    default: Any
+    type: str
+    help: str
+    cell: CellRef
+    line: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "default": self.default, "type": self.type, "help": self.help}
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named run of cells. `inputs` come from earlier steps; `outputs` are read after it."""
+
+    name: str
+    cells: tuple[CellRef, ...]
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    files_written: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not is_step_name(self.name):
+            raise ValueError(f"step name {self.name!r} is not a Python identifier")
+        if not self.cells:
+            raise ValueError(f"step {self.name!r} has no cells")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """`source` runs before `target`; `artifacts` are the values that flow (none for after:)."""
+
+    source: str
+    target: str
+    artifacts: tuple[str, ...] = ()
+    kind: str = "data"
+
+    def __post_init__(self) -> None:
+        if self.source == self.target:
+            raise ValueError(f"edge from step {self.source!r} to itself")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "artifacts": list(self.artifacts),
+            "kind": self.kind,
+        }
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    annotation: str | None = None
+    default: str | None = None
+    kind: str = "positional_or_keyword"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A `serve` function: its route, typed signature, docstring and the artifacts it reads."""
+
+    name: str
+    route: str
+    cells: tuple[CellRef, ...]
+    arguments: tuple[Argument, ...]
+    returns: str | None
+    docstring: str
+    artifacts: tuple[str, ...]
+    line: int = 1
+
+    def signature(self) -> str:
+        def one(arg: Argument) -> str:
+            text = arg.name + (f": {arg.annotation}" if arg.annotation else "")
+            return text + (f" = {arg.default}" if arg.default is not None else "")
+
+        arrow = f" -> {self.returns}" if self.returns else ""
+        return f"{self.name}({', '.join(one(a) for a in self.arguments)}){arrow}"
+
+
+@dataclass(frozen=True)
+class Test:
+    """Test cells and the step they check (None when no step precedes them)."""
+
+    step: str | None
+    cells: tuple[CellRef, ...]
+    reads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Metrics:
+    names: tuple[str, ...] = ()
+    cells: tuple[CellRef, ...] = ()
+    reads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    notebook: Notebook
+    parameters: tuple[Parameter, ...] = ()
+    setup: tuple[CellRef, ...] = ()
+    steps: tuple[Step, ...] = ()
+    edges: tuple[Edge, ...] = ()
+    endpoints: tuple[Endpoint, ...] = ()
+    tests: tuple[Test, ...] = ()
+    metrics: Metrics = Metrics()
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        known = ", ".join(s.name for s in self.steps) or "none"
+        raise KeyError(f"no step named {name!r} (steps: {known})")
+
+    def producer(self, artifact: str, consumer: str) -> str | None:
+        """The step whose value of `artifact` the step `consumer` reads."""
+        for edge in self.edges:
+            if edge.target == consumer and artifact in edge.artifacts:
+                return edge.source
+        return None
