@@ -97,9 +97,9 @@ class _Analysis:
                 "there is more than one parameters cell; papermill injects after the first only.",
                 "Merge the parameters into one cell.",
             )
-        cells = tuple(
-            code for s in declared[:1] + [s for s in sections if s.injected] for code in s.cells
-        )
+        # Every declared cell is read, so a second one is one error rather than many.
+        used = declared + [s for s in sections if s.injected]
+        cells = tuple(code for section in used for code in section.cells)
         self.parameters, problems = read_parameters(cells)
         self.diagnostics.extend(problems)
         self.globals.update(p.name for p in self.parameters)
@@ -138,7 +138,7 @@ class _Analysis:
     def _visit(self, section: Section) -> None:
         names = self.names[id(section)]
         if section.role is None:
-            self.diagnostics.extend(untagged_diagnostics(section))
+            self.diagnostics.extend(untagged_diagnostics(section, before_steps=not self.steps))
         elif section.role is Role.STEP:
             self._visit_step(section, names)
         elif section.role is Role.TEST:
@@ -209,7 +209,7 @@ class _Analysis:
 
     def _visit_serve(self, section: Section, names: SectionNames) -> None:
         self.opaque |= names.opaque
-        self._resolve(section, names)
+        self._resolve(section, names, deferred=False)  # serve functions are checked one by one
         taken = {e.route for e in self.endpoints}
         endpoints, problems = read_endpoints(section, names, self._resolve_for_endpoint, taken)
         self.endpoints.extend(endpoints)
@@ -220,13 +220,13 @@ class _Analysis:
 
     # name resolution
 
-    def _resolve(self, section: Section, names: SectionNames) -> list[str]:
+    def _resolve(self, section: Section, names: SectionNames, deferred: bool = True) -> list[str]:
         """The artifacts a section reads from earlier steps; other unknown names are reported."""
         artifacts: list[str] = []
         for name, use in names.reads.items():
             if not self._resolve_one(name, artifacts):
                 self._unresolved(name, use, section)
-        for name, use in names.deferred.items():
+        for name, use in names.deferred.items() if deferred else ():
             if not self._resolve_one(name, artifacts):
                 self._unresolved(name, use, section, deferred=True)
         return artifacts
@@ -373,7 +373,7 @@ class _Analysis:
                 self._add(
                     section.first,
                     None,
-                    f"step {step.name!r} writes {shown}{more} but nothing after it reads them.",
+                    f"step {step.name!r} writes {shown}{more}, which nothing after it reads.",
                     "Read its outputs in a later step, test, metrics or serve cell, "
                     "or tag the cell 'skip' if it is exploration.",
                     Severity.WARNING,

@@ -106,8 +106,17 @@ class Endpoint:
             text = arg.name + (f": {arg.annotation}" if arg.annotation else "")
             return text + (f" = {arg.default}" if arg.default is not None else "")
 
+        parts: list[str] = []
+        for arg in self.arguments:
+            if arg.kind == "keyword_only" and not any(p.startswith("*") for p in parts):
+                parts.append("*")
+            star = {"var_positional": "*", "var_keyword": "**"}.get(arg.kind, "")
+            parts.append(star + one(arg))
+        if any(a.kind == "positional_only" for a in self.arguments):
+            last = max(i for i, a in enumerate(self.arguments) if a.kind == "positional_only")
+            parts.insert(last + 1, "/")
         arrow = f" -> {self.returns}" if self.returns else ""
-        return f"{self.name}({', '.join(one(a) for a in self.arguments)}){arrow}"
+        return f"{self.name}({', '.join(parts)}){arrow}"
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,13 @@ def group_sections(cells: tuple[CodeCell, ...]) -> tuple[Section, ...]:
     return tuple(sections)
 
 
-def untagged_diagnostics(section: Section) -> tuple[Diagnostic, ...]:
+def untagged_diagnostics(section: Section, *, before_steps: bool) -> tuple[Diagnostic, ...]:
     """An untagged cell that belongs to nothing: say so, and suggest the tag its content fits."""
-    return tuple(_orphan(code) for code in section.cells if code.cell.source.strip())
+    where = "comes before the first step" if before_steps else "follows the parameters cell"
+    return tuple(_orphan(code, where) for code in section.cells if code.cell.source.strip())
 
 
-def _orphan(code: CodeCell) -> Diagnostic:
+def _orphan(code: CodeCell, where: str) -> Diagnostic:
     statements = code.python.tree.body
     definitions = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     if statements and all(isinstance(s, definitions) for s in statements):
@@ -102,8 +103,7 @@ def _orphan(code: CodeCell) -> Diagnostic:
         fix = "It computes nothing later cells use: tag it 'skip' if it is exploration."
     return Diagnostic(
         Severity.WARNING,
-        "this untagged cell comes before any step (or right after the parameters cell), "
-        "so it belongs to no step and the pipeline leaves it out.",
+        f"this untagged cell {where}, so it belongs to no step and the pipeline leaves it out.",
         fix,
         cell_index=code.cell.index,
         cell_id=code.cell.id,
