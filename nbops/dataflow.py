@@ -172,7 +172,8 @@ class _Scanner(ast.NodeVisitor):
             self.visit(node.value)
             self.visit(node.target)
         elif not isinstance(node.target, ast.Name):
-            self.visit(node.target)
+            # Without a value, `df.a: int` evaluates `df` (and any index) but sets nothing.
+            self.generic_visit(node.target)
 
     def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
         self.visit(node.value)
@@ -354,11 +355,12 @@ class _Scanner(ast.NodeVisitor):
         for expression in BRACED_EXPRESSION.findall(text):
             self._visit_inline(expression, line)
         for name in DOLLAR_NAME.findall(text):
-            self._load(name, line)
+            if not name.isupper():  # `$HOME`, `$PATH`: IPython leaves those to the shell
+                self._load(name, line)
 
     def _visit_inline(self, code: str, line: int) -> None:
         try:
-            tree = ast.parse(code.strip())
+            tree = ast.parse(_without_magic_options(code.strip()))
         except (SyntaxError, ValueError):
             return
         for node in ast.walk(tree):
@@ -369,6 +371,16 @@ class _Scanner(ast.NodeVisitor):
     def _visit_all(self, nodes: Iterable[ast.AST]) -> None:
         for node in nodes:
             self.visit(node)
+
+
+def _without_magic_options(code: str) -> str:
+    """`-n 10 -r 3 f(x)` -> `f(x)`: the options `%timeit` and `%prun` take before the code."""
+    words = code.split(" ")
+    while words and re.fullmatch(r"-[A-Za-z]+\S*", words[0]):
+        option = words.pop(0)
+        if option in {"-n", "-r", "-p", "-s", "-T", "-D", "-l"} and words:
+            words.pop(0)
+    return " ".join(words)
 
 
 def root_name(expr: ast.expr) -> str | None:

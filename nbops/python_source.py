@@ -34,9 +34,10 @@ EMPTY = ast.Module(body=[], type_ignores=[])
 
 def cell_python(source: str) -> CellPython:
     """Parse a cell; IPython's transformer is imported only for cells plain Python cannot parse."""
-    first, _, body = source.partition("\n")
-    if first.startswith("%%"):
-        return _cell_magic(first[2:], body)
+    blank, rest = _leading_blank_lines(source)
+    first, _, body = rest.partition("\n")
+    if first.startswith("%%"):  # IPython, too, looks for it past leading blank lines
+        return _cell_magic(first[2:], body, body_line=blank + 2)
     tree, problem = parse_ipython(source)
     return CellPython(tree=tree, syntax_error=problem)
 
@@ -60,16 +61,25 @@ def parse_ipython(source: str) -> tuple[ast.Module, SyntaxProblem | None]:
 def _ipython_to_python(source: str) -> str:
     from IPython.core.inputtransformer2 import TransformerManager
 
-    transformed: str = TransformerManager().transform_cell(source)  # type: ignore[no-untyped-call]
-    return transformed
+    # The transformer drops leading blank lines; putting them back keeps the line numbers.
+    blank, rest = _leading_blank_lines(source)
+    transformed: str = TransformerManager().transform_cell(rest)  # type: ignore[no-untyped-call]
+    return "\n" * blank + transformed
 
 
-def _cell_magic(line: str, body: str) -> CellPython:
+def _leading_blank_lines(source: str) -> tuple[int, str]:
+    """How many whitespace-only lines open the source, and the source after them."""
+    lines = source.split("\n")
+    count = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    return count, "\n".join(lines[count:])
+
+
+def _cell_magic(line: str, body: str, body_line: int) -> CellPython:
     name, _, args = line.partition(" ")
     name = name.strip()
     if name in PYTHON_BODY_MAGICS:
-        # A leading blank line keeps the body's line numbers those of the cell.
-        tree, problem = parse_ipython("\n" + body)
+        # Leading blank lines keep the body's line numbers those of the cell.
+        tree, problem = parse_ipython("\n" * (body_line - 1) + body)
         writes = _capture_target(args) if name == "capture" else ()
         return CellPython(tree=tree, cell_magic=name, magic_writes=writes, syntax_error=problem)
     files = _written_file(args) if name in FILE_MAGICS else ()
