@@ -49,6 +49,7 @@ class _Analysis:
         self.parameters: tuple[Parameter, ...] = ()
         self.globals: set[str] = set(BUILTIN_NAMES)
         self.latest: dict[str, str] = {}  # name -> the step that last wrote it
+        self.producers: dict[str, dict[str, str]] = {}  # step -> its inputs' producers
         self.consumed: dict[str, set[str]] = {}  # step -> its names read downstream
         self.steps: list[Step] = []
         self.step_sections: dict[str, Section] = {}
@@ -154,6 +155,7 @@ class _Analysis:
         assert section.name is not None
         self.opaque |= names.opaque
         inputs = self._resolve(section, names)
+        self.producers[section.name] = inputs
         parameter_names = {p.name for p in self.parameters}
         read = set(names.reads) | set(names.deferred)
         step = Step(
@@ -220,24 +222,22 @@ class _Analysis:
 
     # name resolution
 
-    def _resolve(self, section: Section, names: SectionNames, deferred: bool = True) -> list[str]:
-        """The artifacts a section reads from earlier steps; other unknown names are reported."""
-        artifacts: list[str] = []
-        for name, use in names.reads.items():
-            if not self._resolve_one(name, artifacts):
-                self._unresolved(name, use, section)
-        for name, use in names.deferred.items() if deferred else ():
-            if not self._resolve_one(name, artifacts):
-                self._unresolved(name, use, section, deferred=True)
+    def _resolve(
+        self, section: Section, names: SectionNames, deferred: bool = True
+    ) -> dict[str, str]:
+        """The artifacts a section reads, each with the step that made it; unknowns reported."""
+        artifacts: dict[str, str] = {}
+        reads = [(name, use, False) for name, use in names.reads.items()]
+        if deferred:
+            reads += [(name, use, True) for name, use in names.deferred.items()]
+        for name, use, in_function in reads:
+            producer = self.latest.get(name)
+            if producer is not None:
+                self.consumed.setdefault(producer, set()).add(name)
+                artifacts[name] = producer
+            elif name not in self.globals and not self.opaque:
+                self._unresolved(name, use, section, deferred=in_function)
         return artifacts
-
-    def _resolve_one(self, name: str, artifacts: list[str]) -> bool:
-        producer = self.latest.get(name)
-        if producer is not None:
-            self.consumed.setdefault(producer, set()).add(name)
-            artifacts.append(name)
-            return True
-        return name in self.globals or self.opaque
 
     def _resolve_for_endpoint(self, name: str) -> str | None:
         """`step`, `global` or None: where a serve function's free name comes from."""
@@ -301,26 +301,14 @@ class _Analysis:
         edges: dict[tuple[str, str], Edge] = {}
         for step in self.steps:
             producers: dict[str, list[str]] = {}
-            for name in step.inputs:
-                producer = self._producer_for(name, step)
-                if producer is not None:
-                    producers.setdefault(producer, []).append(name)
+            for name, producer in self.producers[step.name].items():
+                producers.setdefault(producer, []).append(name)
             for producer in sorted(producers, key=order.__getitem__):
                 edges[(producer, step.name)] = Edge(producer, step.name, tuple(producers[producer]))
         for step in self.steps:
             for name, code in self.step_sections[step.name].after:
                 self._after_edge(step, name, code, order, edges)
         return tuple(sorted(edges.values(), key=lambda e: (order[e.target], order[e.source])))
-
-    def _producer_for(self, name: str, consumer: Step) -> str | None:
-        """The last step before `consumer` that writes `name`."""
-        producer = None
-        for step in self.steps:
-            if step is consumer:
-                break
-            if name in step.writes:
-                producer = step.name
-        return producer
 
     def _after_edge(
         self,

@@ -10,7 +10,8 @@ import click
 from nbops import __version__
 from nbops.errors import NbopsError
 
-NOTEBOOK = click.Path(dir_okay=False, path_type=str)
+# Plain strings: nbops itself explains a missing file or a folder (exit 2, one line).
+NOTEBOOK = click.STRING
 
 
 class _Group(click.Group):
