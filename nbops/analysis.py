@@ -183,11 +183,13 @@ class _Analysis:
             )
         elif section.name is not None and section.name not in self._step_names():
             self._unknown_step(section.first, section.name, f"test:{section.name}")
-        self._resolve(section, names)
-        self.tests.append(Test(target, _refs(section), _without_builtins(names.reads)))
+        inputs = self._resolve(section, names)
+        self.tests.append(
+            Test(target, _refs(section), _without_builtins(names.reads), tuple(inputs.items()))
+        )
 
     def _visit_metrics(self, section: Section, names: SectionNames) -> None:
-        self._resolve(section, names)
+        inputs = self._resolve(section, names)
         bare = [
             n
             for code in section.cells
@@ -199,6 +201,7 @@ class _Analysis:
             names=tuple(dict.fromkeys([*self.metrics.names, *found])),
             cells=(*self.metrics.cells, *_refs(section)),
             reads=_without_builtins([*self.metrics.reads, *names.reads]),
+            inputs=tuple({**dict(self.metrics.inputs), **inputs}.items()),
         )
         if not found:
             self._add(
@@ -214,7 +217,9 @@ class _Analysis:
         self._resolve(section, names, deferred=False)  # serve functions are checked one by one
         taken = {e.route for e in self.endpoints}
         endpoints, problems = read_endpoints(section, names, self._resolve_for_endpoint, taken)
-        self.endpoints.extend(endpoints)
+        self.endpoints.extend(
+            replace(e, inputs=tuple((a, self.latest[a]) for a in e.artifacts)) for e in endpoints
+        )
         self.diagnostics.extend(problems)
 
     def _step_names(self) -> set[str]:

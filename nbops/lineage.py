@@ -80,13 +80,8 @@ def _endpoint(pipeline: Pipeline, endpoint: Endpoint) -> dict[str, Any]:
 
 
 def endpoint_producer(pipeline: Pipeline, endpoint: Endpoint, artifact: str) -> str | None:
-    """The last step above the serve cell that writes the artifact."""
-    position = endpoint.cells[0].index
-    producer = None
-    for step in pipeline.steps:
-        if step.cells[0].index < position and artifact in step.writes:
-            producer = step.name
-    return producer
+    """The step whose value of `artifact` the endpoint serves with."""
+    return dict(endpoint.inputs).get(artifact)
 
 
 def _artifacts(pipeline: Pipeline) -> list[dict[str, Any]]:

@@ -90,7 +90,10 @@ class Argument:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A `serve` function: its route, typed signature, docstring and the artifacts it reads."""
+    """A `serve` function: its route, typed signature, docstring and the artifacts it reads.
+
+    `inputs` pairs each artifact with the step that made it.
+    """
 
     name: str
     route: str
@@ -100,6 +103,7 @@ class Endpoint:
     docstring: str
     artifacts: tuple[str, ...]
     line: int = 1
+    inputs: tuple[tuple[str, str], ...] = ()
 
     def signature(self) -> str:
         def one(arg: Argument) -> str:
@@ -121,18 +125,25 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Test:
-    """Test cells and the step they check (None when no step precedes them)."""
+    """Test cells and the step they check (None when no step precedes them).
+
+    `inputs` pairs each step value the cells read with the step that made it.
+    """
 
     step: str | None
     cells: tuple[CellRef, ...]
     reads: tuple[str, ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class Metrics:
+    """The run's metric names, the cells computing them, and the step values they read."""
+
     names: tuple[str, ...] = ()
     cells: tuple[CellRef, ...] = ()
     reads: tuple[str, ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
