@@ -12,6 +12,8 @@ from nbops.diagnostic import Diagnostic, Severity
 from nbops.errors import NotebookInvalid, NotebookNotFound, UnsupportedKernel
 
 RESAVE_FIX = "Restore it from version control, or open and re-save it in Jupyter."
+TOO_DEEP = "is nested too deeply to be a notebook."
+CELL_KINDS = "it is not a valid code, markdown or raw cell (check its cell_type and fields)"
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,11 @@ def parse_notebook(raw: bytes | str, path: str) -> Notebook:
 
 def notebook_from_dict(data: dict[str, Any], path: str) -> Notebook:
     """Parse a notebook given as JSON data (e.g. the unsaved content a browser sends)."""
-    return parse_notebook(json.dumps(data), path)
+    try:
+        text = json.dumps(data)
+    except RecursionError:
+        raise NotebookInvalid(TOO_DEEP, where=path, fix=RESAVE_FIX) from None
+    return parse_notebook(text, path)
 
 
 def _json_of(raw: bytes | str, path: str) -> dict[str, Any]:
@@ -115,6 +121,8 @@ def _json_of(raw: bytes | str, path: str) -> dict[str, Any]:
             where=path,
             fix=RESAVE_FIX,
         ) from None
+    except RecursionError:
+        raise NotebookInvalid(TOO_DEEP, where=path, fix=RESAVE_FIX) from None
     if not isinstance(data, dict) or "nbformat" not in data:
         raise NotebookInvalid(
             "is JSON but not a Jupyter notebook: it has no 'nbformat' field.",
@@ -125,49 +133,114 @@ def _json_of(raw: bytes | str, path: str) -> dict[str, Any]:
 
 
 def _to_nbformat_v4(data: dict[str, Any], path: str) -> tuple[Any, bool]:
-    """Upgrade and validate with nbformat's own code; returns the v4 node and whether ids lacked."""
+    """Validate and upgrade with nbformat's own code; returns the v4 node and whether ids lacked.
+
+    The raw data is validated before nbformat builds nodes from it, so a broken file gets
+    the schema's message rather than an AttributeError from deep inside nbformat.
+    """
     import nbformat
     from nbformat.validator import ValidationError
 
-    major, minor = data.get("nbformat"), data.get("nbformat_minor", 0)
-    if major not in (3, 4) or not isinstance(minor, int):
-        raise NotebookInvalid(
-            f"uses notebook format {major}.{minor}; nbops reads formats 3 and 4.",
-            where=path,
-            fix="Open and re-save it with a current Jupyter.",
-        )
+    major, minor = _format_of(data, path)
+    if major == 4 and minor >= 5:
+        _fill_missing_ids(data.get("cells"))
+    _validate(data, major, minor, path)
     try:
         nb = nbformat.versions[major].to_notebook_json(data, minor=minor)
-        if major == 4 and minor >= 5:
-            _fill_missing_ids(nb.get("cells", []))
-        nbformat.validate(nb)
         if major == 3:
             nb = nbformat.convert(nb, 4)  # type: ignore[no-untyped-call]
-    except (ValidationError, AttributeError, KeyError, TypeError) as error:
+    except ValidationError as error:
         raise NotebookInvalid(
             f"does not follow the notebook format: {_first_line(error)}",
             where=path,
             fix=RESAVE_FIX,
         ) from None
+    except RecursionError:
+        raise NotebookInvalid(TOO_DEEP, where=path, fix=RESAVE_FIX) from None
     return nb, major == 3 or minor < 5
 
 
-def _fill_missing_ids(cells: list[Any]) -> None:
+def _format_of(data: dict[str, Any], path: str) -> tuple[int, int]:
+    major, minor = data.get("nbformat"), data.get("nbformat_minor", 0)
+    if not _is_int(major) or not _is_int(minor):
+        raise NotebookInvalid(
+            f"its format version (nbformat {major!r}, nbformat_minor {minor!r}) "
+            "is not two whole numbers.",
+            where=path,
+            fix=RESAVE_FIX,
+        )
+    if major not in (3, 4):
+        raise NotebookInvalid(
+            f"uses notebook format {major}.{minor}; nbops reads formats 3 and 4.",
+            where=path,
+            fix="Open and re-save it with a current Jupyter.",
+        )
+    return major, minor
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate(data: dict[str, Any], major: int, minor: int, path: str) -> None:
+    """nbformat's schema check, without its repairs (it renames duplicate ids at random)."""
+    from nbformat.validator import iter_validate
+
+    try:
+        errors = iter_validate(data, version=major, version_minor=minor)  # type: ignore[no-untyped-call]
+        error = next(errors, None)
+    except RecursionError:
+        raise NotebookInvalid(TOO_DEEP, where=path, fix=RESAVE_FIX) from None
+    if error is None:
+        return
+    place = _schema_place(list(getattr(error, "relative_path", None) or ()))
+    if getattr(error, "validator", None) == "oneOf" and place.startswith("cell "):
+        message = CELL_KINDS
+    else:
+        message = _first_line(error)
+    if len(message) > 160:
+        message = message[:157] + "..."
+    at = f" at {place}" if place else ""
+    raise NotebookInvalid(
+        f"does not follow the notebook format{at}: {message}.", where=path, fix=RESAVE_FIX
+    )
+
+
+def _schema_place(steps: list[Any]) -> str:
+    """Where in the notebook a schema error is: `cell 3 (outputs/0)`, `metadata/kernelspec`."""
+    place = ""
+    if steps[:1] == ["worksheets"] and len(steps) >= 4 and steps[2] == "cells":
+        place, steps = f"cell {steps[3]} of worksheet {steps[1]}", steps[4:]
+    elif steps[:1] == ["cells"] and len(steps) >= 2:
+        place, steps = f"cell {steps[1]}", steps[2:]
+    rest = "/".join(str(step) for step in steps)
+    if place and rest:
+        return f"{place} ({rest})"
+    return place or rest
+
+
+def _fill_missing_ids(cells: Any) -> None:
+    if not isinstance(cells, list):
+        return
     for index, cell in enumerate(cells):
         if isinstance(cell, dict) and not cell.get("id"):
             cell["id"] = _content_id(index, _text(cell.get("source", "")))
 
 
 def _stable_ids(cells: list[Any], lacked_ids: bool) -> tuple[list[str], tuple[Diagnostic, ...]]:
-    """Ids that survive re-reading the same file: kept when present and unique, else derived."""
+    """Ids that survive re-reading the same file: kept when present and unique, else derived.
+
+    A repeated id is renamed after its cell's index, to a name no other cell has.
+    """
+    given = [None if lacked_ids else cell.get("id") for cell in cells]
+    taken = {cell_id for cell_id in given if cell_id}
     ids: list[str] = []
     notes: list[Diagnostic] = []
     seen: set[str] = set()
     for index, cell in enumerate(cells):
-        given = None if lacked_ids else cell.get("id")
-        cell_id = given or _content_id(index, _text(cell.get("source", "")))
+        cell_id = given[index] or _content_id(index, _text(cell.get("source", "")))
         if cell_id in seen:
-            repaired = f"{cell_id}-{index}"
+            repaired = _unused(f"{cell_id}-{index}", seen | taken)
             notes.append(
                 Diagnostic(
                     Severity.WARNING,
@@ -184,6 +257,13 @@ def _stable_ids(cells: list[Any], lacked_ids: bool) -> tuple[list[str], tuple[Di
     return ids, tuple(notes)
 
 
+def _unused(base: str, used: set[str]) -> str:
+    candidate, number = base, 1
+    while candidate in used:
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
 def _content_id(index: int, source: str) -> str:
     digest = hashlib.sha256(f"{index}\0{source}".encode()).hexdigest()[:12]
     return f"nbops-{digest}"
@@ -197,7 +277,9 @@ def _language_of(metadata: dict[str, Any]) -> str:
 
 def _tags_of(cell: dict[str, Any]) -> tuple[str, ...]:
     tags = (cell.get("metadata") or {}).get("tags") or []
-    return tuple(str(tag) for tag in tags if isinstance(tag, str) and tag.strip())
+    if not isinstance(tags, list):  # v3 metadata is free-form; a string is not a list of tags
+        return ()
+    return tuple(tag for tag in tags if isinstance(tag, str) and tag.strip())
 
 
 def _text(source: Any) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import keyword
 import re
 from collections.abc import Mapping
@@ -142,16 +141,9 @@ class _TagReader:
         roles = self.roles
         if any(role is Role.SKIP for role, *_ in roles):
             return CellTags(role=Role.SKIP, tag="skip", diagnostics=tuple(self.diagnostics))
-        if len({role for role, *_ in roles}) > 1:
-            names = ", ".join(repr(tag) for _, _, tag, _ in roles)
-            self._error(
-                f"the cell has more than one role ({names}); nbops uses the first.",
-                "Split the cell, or keep one of these tags.",
-                roles[1][3],
-                roles[1][2],
-            )
         if not roles:
             return CellTags(after=tuple(self.after), diagnostics=tuple(self.diagnostics))
+        self._check_one_role()
         role, name, tag, _ = roles[0]
         named = next((n for r, n, _, _ in roles if r is role and n), name)
         return CellTags(
@@ -162,6 +154,29 @@ class _TagReader:
             injected=self.injected,
             diagnostics=tuple(self.diagnostics),
         )
+
+    def _check_one_role(self) -> None:
+        """A cell plays one role under one name; a second role or name is an error."""
+        roles = self.roles
+        if len({role for role, *_ in roles}) > 1:
+            names = ", ".join(repr(tag) for _, _, tag, _ in roles)
+            self._error(
+                f"the cell has more than one role ({names}); nbops uses the first.",
+                "Split the cell, or keep one of these tags.",
+                roles[1][3],
+                roles[1][2],
+            )
+            return
+        named = [(name, tag, line) for _, name, tag, line in roles if name]
+        other = next(((t, line) for n, t, line in named if n != named[0][0]), None)
+        if other is not None:
+            tags = ", ".join(repr(tag) for _, tag, _ in named)
+            self._error(
+                f"the cell has more than one name ({tags}); nbops uses {named[0][0]!r}.",
+                "Keep one of these tags, or split the cell.",
+                other[1],
+                other[0],
+            )
 
     def _warn(self, message: str, fix: str, line: int | None, tag: str) -> None:
         self._add(Severity.WARNING, message, fix, line, tag)
@@ -188,8 +203,15 @@ def is_step_name(name: str) -> bool:
 
 
 def suggest_identifier(name: str) -> str:
-    cleaned = re.sub(r"\W+", "_", name.strip()).strip("_") or "step"
-    return f"_{cleaned}" if cleaned[0].isdigit() or keyword.iskeyword(cleaned) else cleaned
+    """A valid step name close to `name`: other characters become `_`, a leading digit gets one."""
+    cleaned = re.sub(r"\W+", "_", name.strip())
+    # \w also matches characters Python does not allow in names, such as '²'.
+    cleaned = "".join(c if f"a{c}".isidentifier() else "_" for c in cleaned).strip("_")
+    if not cleaned:
+        return "step"
+    if not cleaned[0].isidentifier() or keyword.iskeyword(cleaned):
+        cleaned = f"_{cleaned}"
+    return cleaned if is_step_name(cleaned) else "step"
 
 
 def did_you_mean(tag: str) -> str | None:
@@ -197,12 +219,29 @@ def did_you_mean(tag: str) -> str | None:
     prefix, sep, name = tag.partition(":")
     if sep:
         match = _closest(prefix.lower(), PREFIXED_TAGS)
-        return f"{match}:{name}" if match else None
-    return _closest(tag.lower(), BARE_TAGS)
+        # `skip:exploration`: a tag that takes no name, given one.
+        return f"{match}:{name}" if match else _closest(prefix.lower(), BARE_TAGS)
+    bare = _closest(tag.lower(), BARE_TAGS)
+    if bare is None and tag.lower() in PREFIXED_TAGS:  # `step` alone: a tag that needs a name
+        return f"{tag.lower()}:<name>"
+    return bare
 
 
 def _closest(word: str, known: Mapping[str, object]) -> str | None:
-    if word in known:
-        return word
-    matches = difflib.get_close_matches(word, list(known), n=1, cutoff=0.75)
-    return matches[0] if matches else None
+    """The known tag at most one typo per four of its letters away from `word`, if any."""
+    distances = {tag: _edit_distance(word, tag) for tag in known}
+    near = [tag for tag, d in distances.items() if d <= max(1, len(tag) // 4)]
+    return min(near, key=lambda tag: (distances[tag], tag)) if near else None
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours that turn `a` into `b`."""
+    previous: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        before, previous, row = previous, row, [i] + [0] * len(b)
+        for j, y in enumerate(b, start=1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                row[j] = min(row[j], before[j - 2] + 1)
+    return row[-1]
