@@ -142,6 +142,9 @@ def _to_nbformat_v4(data: dict[str, Any], path: str) -> tuple[Any, bool]:
     from nbformat.validator import ValidationError
 
     major, minor = _format_of(data, path)
+    if major == 4 and minor < 5 and _has_ids(data.get("cells")):
+        # Older-minor files with ids exist in the wild; Jupyter opens them as 4.5 (in memory).
+        data["nbformat_minor"] = minor = 5
     if major == 4 and minor >= 5:
         _fill_missing_ids(data.get("cells"))
     _validate(data, major, minor, path)
@@ -158,6 +161,10 @@ def _to_nbformat_v4(data: dict[str, Any], path: str) -> tuple[Any, bool]:
     except RecursionError:
         raise NotebookInvalid(TOO_DEEP, where=path, fix=RESAVE_FIX) from None
     return nb, major == 3 or minor < 5
+
+
+def _has_ids(cells: Any) -> bool:
+    return isinstance(cells, list) and any(isinstance(c, dict) and "id" in c for c in cells)
 
 
 def _format_of(data: dict[str, Any], path: str) -> tuple[int, int]:
