@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +14,7 @@ from nbops.errors import NbopsError
 
 # Plain strings: nbops itself explains a missing file or a folder (exit 2, one line).
 NOTEBOOK = click.STRING
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Group(click.Group):
@@ -102,6 +105,360 @@ def lineage(notebook: str, fmt: str) -> None:
         out = console()
         out.print(lineage_tree(pipeline))
         out.print(summary_line(pipeline) + " (details: nbops check)", highlight=False)
+
+
+PARAM = click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a parameter (repeatable); values are Python literals, else text.",
+)
+
+
+def _format_option(*choices: str) -> Callable[[F], F]:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help="text for people, json for scripts.",
+    )
+
+
+@cli.command()
+@click.argument("notebook", type=NOTEBOOK)
+@PARAM
+@click.option("--force", is_flag=True, help="Re-run every step, cached or not.")
+@click.option("--from", "from_step", metavar="STEP", help="Re-run STEP and every step after it.")
+@_format_option("text", "json")
+def run(
+    notebook: str, params: tuple[str, ...], force: bool, from_step: str | None, fmt: str
+) -> None:
+    """Run NOTEBOOK's pipeline locally; steps whose code, parameters and inputs did not change
+    are taken from the cache. Records the run in .nbops/ (see `nbops runs`)."""
+    import json
+
+    from nbops.analysis import analyse
+    from nbops.errors import StepFailed
+    from nbops.notebook import load_notebook
+    from nbops.parameters import parse_overrides
+    from nbops.runner import Home, run_pipeline
+
+    pipeline = analyse(load_notebook(notebook))
+    overrides = parse_overrides(params, pipeline.parameters)
+    home = Home.default()
+    if fmt == "json":
+        try:
+            record = run_pipeline(
+                pipeline, parameters=overrides, force=force, from_step=from_step, home=home
+            )
+        except StepFailed:
+            failed = home.db().runs(str(Path(notebook).resolve()), limit=1)[0]
+            click.echo(json.dumps(failed.as_dict(), indent=2))
+            sys.exit(1)
+        click.echo(json.dumps(record.as_dict(), indent=2))
+        return
+    from nbops.terminal import StepProgress, console, run_summary
+
+    out = console()
+    try:
+        with StepProgress([s.name for s in pipeline.steps], out) as progress:
+            record = run_pipeline(
+                pipeline,
+                parameters=overrides,
+                force=force,
+                from_step=from_step,
+                home=home,
+                listener=progress,
+            )
+    except StepFailed as failure:
+        _print_failure(failure, notebook)
+        sys.exit(failure.exit_code)
+    out.print(run_summary(record), highlight=False)
+
+
+def _print_failure(failure: Any, notebook: str) -> None:
+    from rich.markup import escape
+
+    from nbops.terminal import console
+
+    err = console(stderr=True)
+    err.print(f"[bold red]error:[/] {escape(failure.where)}: {escape(failure.message)}")
+    if failure.details:
+        err.print(escape(failure.details.rstrip()), style="dim")
+    err.print(f"  [dim]fix:[/] {escape(failure.fix)}")
+    err.print(f"  [dim]resume:[/] nbops run {escape(notebook)}")
+
+
+@cli.group(invoke_without_command=True)
+@click.argument("notebook", required=False, type=NOTEBOOK)
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@_format_option("text", "json")
+@click.pass_context
+def runs(ctx: click.Context, notebook: str | None, limit: int, fmt: str) -> None:
+    """List recorded runs, newest first (of NOTEBOOK only, if given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from nbops.runner import Home
+
+    key = str(Path(notebook).resolve()) if notebook else None
+    records = Home.default().db().runs(key, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        return
+    from nbops.terminal import console, runs_table
+
+    console().print(runs_table(records))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@_format_option("text", "json")
+def runs_show(run_id: str, fmt: str) -> None:
+    """Show one run: its steps, durations, cache hits, parameters, artifacts and metrics."""
+    import json
+
+    from nbops.errors import NbopsError
+    from nbops.runner import Home
+
+    record = Home.default().db().run(run_id)
+    if record is None:
+        raise NbopsError(f"no run {run_id!r} is recorded.", fix="`nbops runs` lists them.")
+    if fmt == "json":
+        click.echo(json.dumps(record.as_dict(), indent=2))
+        return
+    from nbops.terminal import console, run_details
+
+    console().print(run_details(record))
+
+
+@cli.command("test")
+@click.argument("notebook", type=NOTEBOOK)
+@PARAM
+@click.option(
+    "--require",
+    "gates",
+    multiple=True,
+    metavar="GATE",
+    help='A metric gate such as "accuracy>=0.9" (>=, <=, >, <, ==, !=); repeatable.',
+)
+@click.option("--junit", metavar="FILE", help="Write JUnit XML: a testcase per test cell and gate.")
+@click.option("--report", metavar="FILE", help="Write an HTML report of the executed notebook.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Keep the executed copy here, with papermill's error markers (default: deleted).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=0),
+    metavar="SECONDS",
+    default=600,
+    show_default=True,
+    help="Seconds a cell may run; 0 for no limit.",
+)
+@click.option("--kernel", metavar="NAME", help="Kernel to run on  [default: the notebook's]")
+@_format_option("text", "json")
+def test_notebook(
+    notebook: str,
+    params: tuple[str, ...],
+    gates: tuple[str, ...],
+    junit: str | None,
+    report: str | None,
+    output: str | None,
+    timeout: int,
+    kernel: str | None,
+    fmt: str,
+) -> None:
+    """Execute NOTEBOOK headlessly with papermill, as CI does, and check its test cells and
+    metric gates. Skip cells are left out, -p values are injected after the parameters cell,
+    and the notebook file itself is never written. Exit 1 if a cell fails or a gate does not
+    hold, 2 on a usage error."""
+    import json
+
+    from nbops.gates import evaluate_gates
+    from nbops.headless import RunOptions, execute_headless, run_status
+
+    pipeline, overrides, required = _test_plan(notebook, params, gates, [output, junit, report])
+    _warn_analysis_errors(pipeline)
+    options = RunOptions(overrides, timeout, kernel, Path(output) if output else None)
+    if fmt == "text":
+        _test_start(pipeline.notebook.display_name, overrides)
+    status, on_cell = _cell_status()
+    with status:
+        run = execute_headless(pipeline, options, on_cell)
+    results = evaluate_gates(required, run.metrics, run.metric_problems)
+    written = _write_test_files(run, results, junit, report)
+    if fmt == "json":
+        click.echo(json.dumps(run.as_dict(results), indent=2))
+    else:
+        _print_test_run(run, results, written)
+    sys.exit(0 if run_status(run, results) == "passed" else 1)
+
+
+def _test_plan(
+    notebook: str, params: tuple[str, ...], gates: tuple[str, ...], outputs: list[str | None]
+) -> tuple[Any, dict[str, Any], Any]:
+    """Everything checked before a kernel starts: gates, notebook, parameters, output paths."""
+    from nbops.analysis import analyse
+    from nbops.gates import check_gate_metrics, parse_gates
+    from nbops.headless import check_output_paths
+    from nbops.notebook import load_notebook
+    from nbops.parameters import parse_overrides
+
+    required = parse_gates(gates)
+    pipeline = analyse(load_notebook(notebook))
+    overrides = parse_overrides(params, pipeline.parameters)
+    check_gate_metrics(required, pipeline.metrics.names, pipeline.notebook.display_name)
+    check_output_paths(pipeline.notebook, outputs)
+    return pipeline, overrides, required
+
+
+def _warn_analysis_errors(pipeline: Any, shown: int = 5) -> None:
+    """`nbops test` runs the notebook as it is; analysis errors are worth a look, not a stop."""
+    from rich.markup import escape
+
+    from nbops.terminal import console
+
+    errors = pipeline.errors
+    if not errors:
+        return
+    err = console(stderr=True)
+    name = pipeline.notebook.display_name
+    for d in errors[:shown]:
+        err.print(f"[yellow]warning[/] {escape(d.location(name))}: {escape(d.message)}")
+    more = f" ({len(errors) - shown} more)" if len(errors) > shown else ""
+    err.print(f"[yellow]warning[/] nbops check finds errors{more}; running the notebook as it is.")
+
+
+def _test_start(name: str, overrides: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from nbops.terminal import console
+
+    values = ", ".join(f"{key}={value!r}" for key, value in overrides.items())
+    with_values = f" with {escape(values)}" if values else ""
+    console(stderr=True).print(f"Running {escape(name)}{with_values} headlessly with papermill")
+
+
+def _cell_status() -> tuple[Any, Callable[[Any], None] | None]:
+    """A one-line `cell 7 [step:train] (3 of 12)` status in a terminal; nothing in CI logs.
+
+    Returns the context to run in and the per-cell callback (None when there is no terminal).
+    """
+    import contextlib
+
+    from rich.markup import escape
+
+    from nbops.terminal import console
+
+    err = console(stderr=True)
+    if not err.is_terminal:
+        return contextlib.nullcontext(), None
+    status = err.status("starting the kernel")
+
+    def started(progress: Any) -> None:
+        where = f"{progress.cell} ({progress.position} of {progress.total})"
+        status.update(f"running {escape(where)}")
+
+    return status, started
+
+
+def _write_test_files(
+    run: Any, results: Any, junit: str | None, report: str | None
+) -> list[tuple[str, str]]:
+    """The JUnit XML and the HTML report, written whether or not the run passed."""
+    from nbops.errors import OutputPathError
+
+    written: list[tuple[str, str]] = []
+    try:
+        if junit:
+            from nbops.junit import write_junit
+
+            written.append(("JUnit XML", str(write_junit(junit, run, results))))
+        if report:
+            from nbops.report import report_of, write_report
+
+            summary = report_of(run, results)
+            written.append(("report", str(write_report(report, run.executed, summary))))
+    except OSError as error:
+        raise OutputPathError(
+            f"cannot be written ({error.strerror}).",
+            where=str(error.filename or junit or report),
+            fix="Choose a file in a folder you can write to.",
+        ) from None
+    if run.output is not None:
+        written.append(("executed copy", str(run.output)))
+    return written
+
+
+def _print_test_run(run: Any, results: Any, written: list[tuple[str, str]]) -> None:
+    from rich.markup import escape
+
+    from nbops.gates import measured_text
+    from nbops.terminal import console
+
+    out = console()
+    failure = run.failure
+    if failure is not None and all(t.cell.id != failure.cell.id for t in run.tests):
+        _print_cell_failure(out, failure)  # not a test cell: a step, setup, ... raised
+    for outcome in run.tests:
+        if outcome.failure is not None:
+            _print_cell_failure(out, outcome.failure)
+        else:
+            style = "green" if outcome.status.value == "passed" else "dim"
+            out.print(f"[{style}]{outcome.status.value:<7}[/] {escape(str(outcome.cell))}")
+    values = [f"{n} = {measured_text(v)}" for n, v in run.metrics.items()]
+    values += [f"{n} {why}" for n, why in run.metric_problems.items()]
+    if values:
+        out.print(f"[bold]metrics[/] {escape(', '.join(values))}")
+    labels = {True: "[green]passed [/]", False: "[bold red]FAILED [/]", None: "[dim]not run[/]"}
+    for result in results:
+        gate = f"gate {escape(str(result.gate))}: {escape(result.reason)}"
+        out.print(f"{labels[result.passed]} {gate}")
+    out.print(_test_summary(run, results), highlight=False)
+    for what, path in written:
+        out.print(f"{what}: {escape(path)}", highlight=False)
+
+
+def _print_cell_failure(out: Any, failure: Any) -> None:
+    from rich.markup import escape
+
+    out.print(f"[bold red]FAILED [/] {escape(failure.where)}: {escape(failure.message)}")
+    if failure.evalue and failure.source_line:
+        out.print(f"        {escape(failure.source_line)}", highlight=False)
+    if failure.ename not in ("AssertionError", "TimeoutError"):  # its traceback says where
+        tail = failure.traceback.strip().splitlines()[-12:]
+        out.print(escape("\n".join(f"    {line}" for line in tail)), style="dim")
+
+
+def _test_summary(run: Any, results: Any) -> str:
+    from collections import Counter
+
+    from nbops.headless import run_status
+
+    status = run_status(run, results)
+    parts: list[str] = []
+    if run.failure is not None and all(t.cell.id != run.failure.cell.id for t in run.tests):
+        parts.append(f"{run.failure.cell} raised")
+    tests = Counter(t.status.value for t in run.tests)
+    parts.append("test cells " + _counts(tests) if tests else "no test cells")
+    checked = Counter({True: "passed", False: "failed", None: "not run"}[r.passed] for r in results)
+    if checked:
+        parts.append("gates " + _counts(checked))
+    seconds = f"{run.duration:.1f} s on kernel {run.kernel}"
+    return f"{run.notebook.display_name} {status.upper()}: {'; '.join(parts)} ({seconds})"
+
+
+def _counts(counter: Any) -> str:
+    order = ("failed", "not run", "passed")
+    return ", ".join(f"{counter[key]} {key}" for key in order if counter[key])
 
 
 def main() -> None:

@@ -33,3 +33,49 @@ class NotebookInvalid(NotebookError):
 
 class UnsupportedKernel(NotebookError):
     """The notebook's kernel is not Python, so its cells cannot be analysed as Python."""
+
+
+class HeadlessRunError(NbopsError):
+    """`nbops test` cannot start the run it was asked for; nothing was executed."""
+
+
+class GateError(HeadlessRunError):
+    """A `--require` metric gate that cannot be checked."""
+
+
+class MalformedGate(GateError):
+    """The gate is not `<metric><operator><number>`."""
+
+
+class UnknownMetric(GateError):
+    """The gate names a value the notebook's metrics cells do not record."""
+
+
+class KernelNotFound(HeadlessRunError):
+    """No Jupyter kernel of the requested name is installed."""
+
+
+class OutputPathError(HeadlessRunError):
+    """An output file (-o, --junit, --report) would overwrite the notebook or cannot be written."""
+
+
+class NotebookChanged(HeadlessRunError):
+    """The notebook file changed between being analysed and being copied for the run."""
+
+
+class ParameterError(NbopsError):
+    """A `-p name=value` that names no parameter or has the wrong type."""
+
+
+class PipelineError(NbopsError):
+    """The notebook's pipeline cannot run: analysis found errors, or a step name is unknown."""
+
+
+class StepFailed(NbopsError):
+    """A step raised while running; carries the notebook cell and line, and the traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, fix: str = "", where: str = "", details: str = "") -> None:
+        self.details = details
+        super().__init__(message, fix=fix, where=where)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import io
 import tokenize
 from typing import Any
 
 from nbops.diagnostic import Diagnostic, Severity
+from nbops.errors import ParameterError
 from nbops.pipeline import CellRef, Parameter
 from nbops.sections import CodeCell
 
@@ -116,3 +118,45 @@ def _problem(code: CodeCell, line: int, message: str, fix: str) -> Diagnostic:
         line=line,
         tag=code.tag,
     )
+
+
+def parse_overrides(pairs: tuple[str, ...], parameters: tuple[Parameter, ...]) -> dict[str, Any]:
+    """`-p name=value` pairs, values read as Python literals (else text), checked by name."""
+    known = {p.name: p for p in parameters}
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(
+                f"{pair!r} is not NAME=VALUE.", fix="Write it like -p n_estimators=200."
+            )
+        if name not in known:
+            raise ParameterError(f"there is no parameter {name!r}.", fix=_known_fix(name, known))
+        values[name] = _coerce(text, known[name])
+    return values
+
+
+def _coerce(text: str, parameter: Parameter) -> Any:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = text  # a bare word is text, as on papermill's command line
+    if parameter.type == "float" and type(value) is int:
+        return float(value)
+    if parameter.type == "str" and not isinstance(value, str):
+        return text
+    if parameter.type in {"int", "float", "bool"} and type_name(value) != parameter.type:
+        raise ParameterError(
+            f"parameter {parameter.name!r} is {parameter.type} "
+            f"(default {parameter.default!r}), and {text!r} is not.",
+            fix=f"Pass a {parameter.type}, e.g. -p {parameter.name}={parameter.default!r}.",
+        )
+    return value
+
+
+def _known_fix(name: str, known: dict[str, Parameter]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"Did you mean {close[0]!r}?"
+    return f"Parameters are: {', '.join(known) or 'none (tag a cell parameters)'}."

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbops.diagnostic import Diagnostic, Severity
 from nbops.lineage import endpoint_producer
 from nbops.pipeline import CellRef, Pipeline
+from nbops.state import RunRecord, StepRecord
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
     from rich.tree import Tree
 
 STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -86,3 +89,92 @@ def summary_line(pipeline: Pipeline) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+class StepProgress:
+    """One line per step: a spinner while it runs, then how it ended (ran in 1.2s, cached)."""
+
+    def __init__(self, steps: list[str], out: Console) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        self.progress = Progress(
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.description}"),
+            console=out,
+        )
+        width = max((len(name) for name in steps), default=0)
+        self.labels = {name: name.ljust(width) for name in steps}
+        self.tasks = {
+            name: self.progress.add_task(f"[dim]{label}  waiting[/]", total=1, start=False)
+            for name, label in self.labels.items()
+        }
+
+    def __enter__(self) -> StepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, step: str, event: str, record: StepRecord) -> None:
+        task = self.tasks[step]
+        if event == "start":
+            self.progress.start_task(task)
+            self.progress.update(task, description=f"[bold]{self.labels[step]}[/]  running")
+            return
+        outcome = {
+            "ran": f"[green]ran[/] in {record.duration_s:.2f}s",
+            "cached": "[cyan]cached[/]",
+            "failed": "[bold red]failed[/]",
+        }.get(record.status, record.status)
+        label = self.labels[step]
+        self.progress.update(task, description=f"[bold]{label}[/]  {outcome}", completed=1)
+
+
+def run_summary(record: RunRecord) -> str:
+    counts = {s: sum(1 for step in record.steps if step.status == s) for s in ("ran", "cached")}
+    seconds = (record.ended_at or record.started_at) - record.started_at
+    text = (
+        f"run {record.run_id} {record.status}: {counts['ran']} ran, {counts['cached']} cached, "
+        f"{seconds:.1f}s"
+    )
+    if record.metrics:
+        text += "; " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
+    return text
+
+
+def runs_table(records: list[RunRecord]) -> Table:
+    import datetime
+
+    from rich.table import Table
+
+    table = Table("run", "notebook", "status", "started", "steps", "metrics", box=None)
+    for record in records:
+        started = datetime.datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        ran = sum(1 for s in record.steps if s.status == "ran")
+        cached = sum(1 for s in record.steps if s.status == "cached")
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
+        style = {"succeeded": "green", "failed": "red"}.get(record.status, "yellow")
+        table.add_row(
+            record.run_id,
+            Path(record.notebook).name,
+            f"[{style}]{record.status}[/]",
+            started,
+            f"{ran} ran, {cached} cached",
+            metrics,
+        )
+    return table
+
+
+def run_details(record: RunRecord) -> Table:
+    from rich.table import Table
+
+    table = Table("step", "status", "seconds", "outputs (sha256)", title=run_summary(record))
+    for step in record.steps:
+        outputs = ", ".join(f"{n} {a.sha256[:12]}" for n, a in step.outputs.items())
+        table.add_row(step.name, step.status, f"{step.duration_s:.2f}", outputs)
+    if record.parameters:
+        table.caption = "parameters: " + ", ".join(
+            f"{k}={v!r}" for k, v in record.parameters.items()
+        )
+    return table

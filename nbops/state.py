@@ -1,0 +1,292 @@
+"""The SQLite state db under `.nbops/`: runs, their steps and the step cache; versioned schema.
+
+The CLI, the server extension and the sidebar all read this one file, so it runs in WAL mode
+and every write is a short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import NbopsError
+
+# Each entry migrates the schema from version N to N + 1; never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        notebook TEXT NOT NULL,
+        notebook_sha256 TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        parameters TEXT NOT NULL DEFAULT '{}',
+        metrics TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        pid INTEGER
+    );
+    CREATE INDEX runs_by_notebook ON runs (notebook, started_at);
+    CREATE TABLE run_steps (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        duration_s REAL NOT NULL DEFAULT 0,
+        cache_key TEXT,
+        outputs TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE step_cache (
+        cache_key TEXT PRIMARY KEY,
+        notebook TEXT NOT NULL,
+        step TEXT NOT NULL,
+        outputs TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StateDbError(NbopsError):
+    """The state db is newer than this nbops, or cannot be opened."""
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    sha256: str
+    format: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"sha256": self.sha256, "format": self.format}
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str  # ran | cached | failed | not-run
+    duration_s: float = 0.0
+    cache_key: str | None = None
+    outputs: dict[str, StoredArtifact] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 4),
+            "outputs": {name: a.sha256 for name, a in self.outputs.items()},
+        }
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    notebook: str
+    notebook_sha256: str
+    status: str  # running | succeeded | failed
+    started_at: float
+    ended_at: float | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    steps: list[StepRecord] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    pid: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "notebook": self.notebook,
+            "notebook_sha256": self.notebook_sha256,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "steps": [step.as_dict() for step in self.steps],
+            "parameters": self.parameters,
+            "metrics": self.metrics,
+            "error": self.error,
+        }
+
+
+class StateDb:
+    """A connection per call site; `with db.transaction() as conn:` groups writes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StateDbError(
+                    f"its schema is version {version}, newer than this nbops knows "
+                    f"({SCHEMA_VERSION}).",
+                    where=str(self.path),
+                    fix="Upgrade nbops (pip install -U nbops).",
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in _statements(MIGRATIONS[number]):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # step cache
+
+    def cached_outputs(self, cache_key: str) -> dict[str, StoredArtifact] | None:
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT outputs FROM step_cache WHERE cache_key = ?", (cache_key,)
+            ).fetchone()
+        return _artifacts(row["outputs"]) if row else None
+
+    def remember_outputs(
+        self, cache_key: str, notebook: str, step: str, outputs: dict[str, StoredArtifact]
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO step_cache VALUES (?, ?, ?, ?, ?)",
+                (cache_key, notebook, step, _json_artifacts(outputs), time.time()),
+            )
+
+    # runs
+
+    def save_run(self, run: RunRecord) -> None:
+        """Insert or replace the whole record in one transaction."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.notebook,
+                    run.notebook_sha256,
+                    run.status,
+                    run.started_at,
+                    run.ended_at,
+                    json.dumps(run.parameters, default=repr),
+                    json.dumps(run.metrics),
+                    json.dumps(run.error) if run.error else None,
+                    run.pid,
+                ),
+            )
+            conn.execute("DELETE FROM run_steps WHERE run_id = ?", (run.run_id,))
+            conn.executemany(
+                "INSERT INTO run_steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run.run_id,
+                        position,
+                        step.name,
+                        step.status,
+                        step.duration_s,
+                        step.cache_key,
+                        _json_artifacts(step.outputs),
+                    )
+                    for position, step in enumerate(run.steps)
+                ],
+            )
+
+    def runs(self, notebook: str | None = None, limit: int = 20) -> list[RunRecord]:
+        query = "SELECT * FROM runs"
+        args: tuple[Any, ...] = ()
+        if notebook is not None:
+            query += " WHERE notebook = ?"
+            args = (notebook,)
+        query += " ORDER BY started_at DESC LIMIT ?"
+        with self.transaction() as conn:
+            rows = conn.execute(query, (*args, limit)).fetchall()
+            return [self._run(conn, row) for row in rows]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY started_at DESC",
+                (run_id, f"{run_id}%"),
+            ).fetchone()
+            return self._run(conn, row) if row else None
+
+    def latest_run(self, notebook: str, status: str = "succeeded") -> RunRecord | None:
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM runs WHERE notebook = ? AND status = ? "
+                "ORDER BY started_at DESC LIMIT 1",
+                (notebook, status),
+            ).fetchone()
+            return self._run(conn, row) if row else None
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, row: sqlite3.Row) -> RunRecord:
+        steps = [
+            StepRecord(
+                name=s["name"],
+                status=s["status"],
+                duration_s=s["duration_s"],
+                cache_key=s["cache_key"],
+                outputs=_artifacts(s["outputs"]),
+            )
+            for s in conn.execute(
+                "SELECT * FROM run_steps WHERE run_id = ? ORDER BY position", (row["id"],)
+            )
+        ]
+        return RunRecord(
+            run_id=row["id"],
+            notebook=row["notebook"],
+            notebook_sha256=row["notebook_sha256"],
+            status=row["status"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            parameters=json.loads(row["parameters"]),
+            metrics=json.loads(row["metrics"]),
+            steps=steps,
+            error=json.loads(row["error"]) if row["error"] else None,
+            pid=row["pid"],
+        )
+
+    def mark_interrupted(self, alive: Callable[[int], bool]) -> None:
+        """Runs left 'running' by a process that no longer exists were killed mid-run."""
+        with self.transaction() as conn:
+            rows = conn.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+            for row in rows:
+                if row["pid"] is None or not alive(row["pid"]):
+                    conn.execute(
+                        "UPDATE runs SET status = 'interrupted' WHERE id = ?", (row["id"],)
+                    )
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _json_artifacts(outputs: dict[str, StoredArtifact]) -> str:
+    return json.dumps({name: a.as_dict() for name, a in outputs.items()}, sort_keys=True)
+
+
+def _artifacts(text: str) -> dict[str, StoredArtifact]:
+    return {name: StoredArtifact(**value) for name, value in json.loads(text).items()}
