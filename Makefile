@@ -20,8 +20,17 @@ demo: $(STAMP)
 	$(NBOPS) check $(EXAMPLE)
 	@echo "== nbops lineage $(EXAMPLE)"
 	$(NBOPS) lineage $(EXAMPLE)
+	@echo "== nbops run $(EXAMPLE)  (a second run is all cache hits)"
+	$(NBOPS) run $(EXAMPLE)
+	$(NBOPS) run $(EXAMPLE)
+	@echo "== nbops build $(EXAMPLE)"
+	$(NBOPS) build $(EXAMPLE)
 	@echo
-	@echo "Also try: $(NBOPS) lineage $(EXAMPLE) --format json | mermaid | dot"
+	@echo "Where to look:"
+	@echo "  build/churn/pipeline/      the generated package (python -m pipeline, run in build/churn)"
+	@echo "  build/churn/report.html    the run's report;  build/churn/nbops.json  the manifest"
+	@echo "  $(NBOPS) runs              the recorded runs (state in .nbops/)"
+	@echo "  $(NBOPS) test $(EXAMPLE) --require 'test_accuracy>=0.7'   what CI runs"
 	@echo "Nothing was left running."
 
 lint: $(STAMP)

@@ -183,6 +183,7 @@ def run(
 def _print_failure(failure: Any, notebook: str) -> None:
     from rich.markup import escape
 
+    from nbops.errors import StepFailed
     from nbops.terminal import console
 
     err = console(stderr=True)
@@ -190,7 +191,78 @@ def _print_failure(failure: Any, notebook: str) -> None:
     if failure.details:
         err.print(escape(failure.details.rstrip()), style="dim")
     err.print(f"  [dim]fix:[/] {escape(failure.fix)}")
-    err.print(f"  [dim]resume:[/] nbops run {escape(notebook)}")
+    if isinstance(failure, StepFailed):
+        err.print(f"  [dim]resume:[/] nbops run {escape(notebook)}")
+
+
+@cli.command()
+@click.argument("notebook", type=NOTEBOOK)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    metavar="DIR",
+    help="Where to write the build.  [default: build/<name>]",
+)
+@PARAM
+@click.option("--no-run", is_flag=True, help="Use the latest run of this notebook; run nothing.")
+@click.option(
+    "--check", is_flag=True, help="Exit 1 if the build in DIR is out of date with the notebook."
+)
+@_format_option("text", "json")
+def build(
+    notebook: str, out: str | None, params: tuple[str, ...], no_run: bool, check: bool, fmt: str
+) -> None:
+    """Build NOTEBOOK: generated pipeline package and tests, the run's artifacts with their
+    hashes, an HTML report and the nbops.json manifest, written whole into build/<name>/."""
+    import json
+
+    from nbops import build as building
+    from nbops.analysis import analyse
+    from nbops.errors import StepFailed
+    from nbops.notebook import load_notebook
+    from nbops.parameters import parse_overrides
+    from nbops.runner import Home, _refuse_errors
+
+    pipeline = analyse(load_notebook(notebook))
+    target = Path(out) if out else building.default_build_dir(pipeline)
+    if check:
+        _refuse_errors(pipeline)
+        stale = building.check_build(pipeline, target)
+        if fmt == "json":
+            click.echo(json.dumps({"build": str(target), "up_to_date": not stale, "stale": stale}))
+        else:
+            for path in stale:
+                click.echo(f"out of date: {path}")
+            click.echo(f"{target}: " + ("out of date" if stale else "up to date"))
+        sys.exit(1 if stale else 0)
+    overrides = parse_overrides(params, pipeline.parameters)
+    from nbops.terminal import StepProgress, console
+
+    out_console = console(stderr=fmt == "json")
+    try:
+        with StepProgress([s.name for s in pipeline.steps], out_console) as progress:
+            result = building.build(
+                pipeline,
+                out=target,
+                parameters=overrides,
+                run=not no_run,
+                home=Home.default(),
+                listener=progress,
+            )
+    except (StepFailed, building.BuildFailed) as failure:
+        _print_failure(failure, notebook)
+        sys.exit(failure.exit_code)
+    if fmt == "json":
+        click.echo(json.dumps(result.manifest, indent=2))
+        return
+    artifacts = len(result.manifest["artifacts"])
+    tests = result.tests_output.splitlines()[-1] if result.tests_output else "no test cells"
+    out_console.print(
+        f"build {result.manifest['build_id']} written to {target}/ "
+        f"({artifacts} artifacts; tests: {tests}); report: {target}/report.html",
+        highlight=False,
+    )
 
 
 @cli.group(invoke_without_command=True)

@@ -51,11 +51,10 @@ class PlainPython:
 
 def plain_python(source: str) -> PlainPython:
     """The cell as plain Python, without `#| nbops:` lines and surrounding blank lines."""
-    text = _trimmed(source)
+    text = _trimmed(_without_option_lines(_trimmed(source)))
     first, _, body = text.partition("\n")
-    if first.startswith("%%"):  # as for the analysis: a cell magic is the first non-blank line
+    if first.startswith("%%"):  # as IPython sees it: a cell magic is the first non-blank line
         return _cell_magic(first, body)
-    text = _trimmed(_without_option_lines(text))
     try:
         ast.parse(text)
     except (SyntaxError, ValueError):

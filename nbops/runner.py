@@ -214,17 +214,28 @@ def _value(run: _Run, producer: str, name: str) -> Any:
 
 
 def _execute(run: _Run, step: str, cells: tuple[CellRef, ...], namespace: dict[str, Any]) -> None:
-    """Run cells as the notebook would, output captured to the step's log."""
-    log_path = run.home.log_dir(run.record.run_id) / f"{step}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log, _redirected(log):
-        for ref in cells:
-            code, imports = _compiled(run.pipeline, ref)
-            namespace.update(imports)
+    """Run cells as the notebook would; each cell's output is kept (the build's report shows
+    it) and appended to the step's log."""
+    run_dir = run.home.log_dir(run.record.run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / f"{step}.log"
+    for ref in cells:
+        code, imports = _compiled(run.pipeline, ref)
+        namespace.update(imports)
+        failure = None
+        with open(cell_output_path(run_dir, ref), "w") as out, _redirected(out):
             try:
                 exec(code, namespace)  # the user's own cell, as the notebook runs it
             except Exception as error:
-                raise _step_failure(run, step, ref, error, log_path) from None
+                failure = _step_failure(run, step, ref, error, log_path)
+        with open(log_path, "a") as log:
+            log.write(cell_output_path(run_dir, ref).read_text())
+        if failure is not None:
+            raise failure
+
+
+def cell_output_path(run_dir: Path, ref: CellRef) -> Path:
+    return run_dir / f"cell-{ref.index}.out"
 
 
 @contextlib.contextmanager

@@ -41,7 +41,13 @@ def notebook(stem: str, cells: list[NotebookNode]) -> NotebookNode:
         "display_name": "Python 3",
         "language": "python",
     }
-    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["language_info"] = {
+        "name": "python",
+        "file_extension": ".py",
+        "mimetype": "text/x-python",
+        "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3",
+    }
     return nb
 
 
@@ -204,6 +210,13 @@ def churn() -> NotebookNode:
                 """,
                 "step:report",
                 "after:evaluate",
+            ),
+            code(
+                """
+                assert abs(feature_importance.sum() - 1) < 1e-6
+                assert set(feature_importance.index) == set(feature_columns)
+                """,
+                "test",
             ),
             md("""
             ## Serve

@@ -168,7 +168,7 @@ def test_the_churn_example_passes_its_gate(example_notebooks: dict[str, Path]) -
     result = nbops_test(example_notebooks["churn"], "--require", "test_accuracy>=0.7")
     assert result.exit_code == 0, result.output
     assert lines(result)[-1] == (
-        "churn.ipynb PASSED: test cells 2 passed; gates 1 passed (… on kernel python3)"
+        "churn.ipynb PASSED: test cells 3 passed; gates 1 passed (… on kernel python3)"
     )
 
 

@@ -165,6 +165,10 @@ def test_leading_blank_lines_before_a_cell_magic_are_skipped_as_ipython_skips_th
     assert code("\n\n%%time\nx = 1") == "x = 1"
 
 
+def test_a_cell_magic_under_an_nbops_option_line_is_still_one() -> None:
+    assert code("#| nbops: step:train\n%%time\nx = 1") == "x = 1"
+
+
 def test_leading_blank_lines_before_line_magics_change_nothing() -> None:
     assert code("\n\n!ls\nx = 1") == RUN.format('"ls"') + "\nx = 1"
 

@@ -1,0 +1,4 @@
+"""The kale_dialect pipeline, one module per step: run it with `python -m pipeline`.
+
+Generated from kale_dialect.ipynb by nbops 0.1.0; edit the notebook, not this file.
+"""

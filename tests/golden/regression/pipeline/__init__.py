@@ -1,0 +1,4 @@
+"""The regression pipeline, one module per step: run it with `python -m pipeline`.
+
+Generated from regression.ipynb by nbops 0.1.0; edit the notebook, not this file.
+"""
