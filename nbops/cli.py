@@ -128,17 +128,33 @@ def _format_option(*choices: str) -> Callable[[F], F]:
     )
 
 
+REQUIRE = click.option(
+    "--require",
+    "gates",
+    multiple=True,
+    metavar="GATE",
+    help='A metric gate such as "accuracy>=0.9" (>=, <=, >, <, ==, !=); repeatable.',
+)
+
+
 @cli.command()
 @click.argument("notebook", type=NOTEBOOK)
 @PARAM
+@REQUIRE
 @click.option("--force", is_flag=True, help="Re-run every step, cached or not.")
 @click.option("--from", "from_step", metavar="STEP", help="Re-run STEP and every step after it.")
 @_format_option("text", "json")
 def run(
-    notebook: str, params: tuple[str, ...], force: bool, from_step: str | None, fmt: str
+    notebook: str,
+    params: tuple[str, ...],
+    gates: tuple[str, ...],
+    force: bool,
+    from_step: str | None,
+    fmt: str,
 ) -> None:
     """Run NOTEBOOK's pipeline locally; steps whose code, parameters and inputs did not change
-    are taken from the cache. Records the run in .nbops/ (see `nbops runs`)."""
+    are taken from the cache. Records the run in .nbops/ (see `nbops runs`). Exit 1 if a step
+    fails or a --require gate does not hold."""
     import json
 
     from nbops.analysis import analyse
@@ -149,6 +165,7 @@ def run(
 
     pipeline = analyse(load_notebook(notebook))
     overrides = parse_overrides(params, pipeline.parameters)
+    required = _parse_gates(pipeline, gates)
     home = Home.default()
     if fmt == "json":
         try:
@@ -159,8 +176,11 @@ def run(
             failed = home.db().runs(str(Path(notebook).resolve()), limit=1)[0]
             click.echo(json.dumps(failed.as_dict(), indent=2))
             sys.exit(1)
-        click.echo(json.dumps(record.as_dict(), indent=2))
-        return
+        results = _evaluate(required, record.metrics)
+        click.echo(
+            json.dumps({**record.as_dict(), "gates": [r.as_dict() for r in results]}, indent=2)
+        )
+        sys.exit(1 if any(r.failed for r in results) else 0)
     from nbops.terminal import StepProgress, console, run_summary
 
     out = console()
@@ -178,6 +198,25 @@ def run(
         _print_failure(failure, notebook)
         sys.exit(failure.exit_code)
     out.print(run_summary(record), highlight=False)
+    results = _evaluate(required, record.metrics)
+    for result in results:
+        mark = "[green]passed[/]" if not result.failed else "[bold red]failed[/]"
+        out.print(f"gate {result.gate} {mark}: {result.reason}", highlight=False)
+    sys.exit(1 if any(r.failed for r in results) else 0)
+
+
+def _parse_gates(pipeline: Any, texts: tuple[str, ...]) -> Any:
+    from nbops.gates import check_gate_metrics, parse_gates
+
+    required = parse_gates(texts)
+    check_gate_metrics(required, pipeline.metrics.names, pipeline.notebook.display_name)
+    return required
+
+
+def _evaluate(required: Any, metrics: dict[str, float]) -> Any:
+    from nbops.gates import evaluate_gates
+
+    return evaluate_gates(required, metrics, {})
 
 
 def _print_failure(failure: Any, notebook: str) -> None:

@@ -222,3 +222,21 @@ def test_killing_a_run_mid_step_leaves_no_corrupt_artifact(tmp_path: Path) -> No
         ).stdout
     )
     assert [r["status"] for r in runs] == ["succeeded", "interrupted"]
+
+
+def test_run_command_gates_metrics_with_require(tmp_path: Path) -> None:
+    path = tmp_path / "chain.ipynb"
+    path.write_text(json.dumps(notebook_json(CHAIN)))
+    env = {**os.environ, "NBOPS_HOME": str(tmp_path / ".nbops")}
+    base = [NBOPS, "run", str(path), "--format", "json"]
+    held = subprocess.run([*base, "--require", "result>=25"], capture_output=True, env=env)
+    assert held.returncode == 0
+    failed = subprocess.run([*base, "--require", "result>30"], capture_output=True, env=env)
+    assert failed.returncode == 1
+    (gate,) = json.loads(failed.stdout)["gates"]
+    assert gate == {
+        "gate": "result>30",
+        "value": 25.0,
+        "passed": False,
+        "reason": "result = 25, needs > 30",
+    }
