@@ -198,11 +198,17 @@ def _namespace(run: _Run, inputs: dict[str, str]) -> dict[str, Any]:
 def _setup_namespace(run: _Run) -> dict[str, Any]:
     """Setup runs once per run, and only when a step has to run (a fully cached run skips it)."""
     if run.setup is None:
-        namespace: dict[str, Any] = {"__name__": "__main__"}
+        namespace: dict[str, Any] = {"__name__": "__main__", "display": display}
         namespace.update(run.parameters)  # setup may read parameters, as in the notebook
         _execute(run, "setup", run.pipeline.setup, namespace)
         run.setup = {k: v for k, v in namespace.items() if k not in run.parameters}
     return run.setup
+
+
+def display(*objects: Any, **_: Any) -> None:
+    """IPython's `display`, as a plain run shows it: each object's repr, in the step's log."""
+    for obj in objects:
+        print(repr(obj))
 
 
 def _value(run: _Run, producer: str, name: str) -> Any:

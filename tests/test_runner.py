@@ -240,3 +240,9 @@ def test_run_command_gates_metrics_with_require(tmp_path: Path) -> None:
         "passed": False,
         "reason": "result = 25, needs > 30",
     }
+
+
+def test_display_works_in_a_plain_run_and_goes_to_the_log(home: Home) -> None:
+    cells = [("x = [1, 2]\ndisplay(x)", ["step:s"]), ("print(x)", ["test"])]
+    record = run_pipeline(pipeline(cells), home=home)
+    assert (home.log_dir(record.run_id) / "s.log").read_text() == "[1, 2]\n"
