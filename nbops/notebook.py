@@ -10,6 +10,7 @@ from typing import Any
 
 from nbops.diagnostic import Diagnostic, Severity
 from nbops.errors import NotebookInvalid, NotebookNotFound, UnsupportedKernel
+from nbops.nbschema import is_valid_v4
 
 RESAVE_FIX = "Restore it from version control, or open and re-save it in Jupyter."
 TOO_DEEP = "is nested too deeply to be a notebook."
@@ -138,16 +139,18 @@ def _to_nbformat_v4(data: dict[str, Any], path: str) -> tuple[Any, bool]:
     The raw data is validated before nbformat builds nodes from it, so a broken file gets
     the schema's message rather than an AttributeError from deep inside nbformat.
     """
-    import nbformat
-    from nbformat.validator import ValidationError
-
     major, minor = _format_of(data, path)
     if major == 4 and minor < 5 and _has_ids(data.get("cells")):
         # Older-minor files with ids exist in the wild; Jupyter opens them as 4.5 (in memory).
         data["nbformat_minor"] = minor = 5
     if major == 4 and minor >= 5:
         _fill_missing_ids(data.get("cells"))
+    if major == 4 and is_valid_v4(data, minor):
+        return data, minor < 5  # valid as it is: no need for nbformat's own (slow) import
     _validate(data, major, minor, path)
+    import nbformat
+    from nbformat.validator import ValidationError
+
     try:
         nb = nbformat.versions[major].to_notebook_json(data, minor=minor)
         if major == 3:
