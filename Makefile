@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 NBOPS := $(VENV)/bin/nbops
 STAMP := $(VENV)/.installed-stamp
 EXAMPLE ?= example_notebooks/churn.ipynb
+DEMO_PORT ?= 8000
 
 .PHONY: setup demo test lint typecheck unit bench clean
 
@@ -25,13 +26,19 @@ demo: $(STAMP)
 	$(NBOPS) run $(EXAMPLE)
 	@echo "== nbops build $(EXAMPLE)"
 	$(NBOPS) build $(EXAMPLE)
+	@echo "== nbops deploy $(EXAMPLE)  (health-gated; the stable URL is kept across versions)"
+	$(NBOPS) deploy $(EXAMPLE) --port $(DEMO_PORT)
+	@echo "== a prediction from the deployed service"
+	@$(PY) -c 'import json, urllib.request as u; body = json.load(open("build/churn/nbops.json"))["endpoints"][0]["example"]; r = u.urlopen(u.Request("http://127.0.0.1:$(DEMO_PORT)/predict", json.dumps(body).encode(), {"Content-Type": "application/json"})); print(json.dumps(body), "->", r.read().decode())'
+	@echo "== nbops status"
+	$(NBOPS) status
 	@echo
 	@echo "Where to look:"
-	@echo "  build/churn/pipeline/      the generated package (python -m pipeline, run in build/churn)"
-	@echo "  build/churn/report.html    the run's report;  build/churn/nbops.json  the manifest"
-	@echo "  $(NBOPS) runs              the recorded runs (state in .nbops/)"
+	@echo "  http://127.0.0.1:$(DEMO_PORT)/docs   the service's typed API docs (also /metrics, /version)"
+	@echo "  build/churn/                 pipeline/, service/, tests/, report.html, nbops.json, Dockerfile, k8s/"
+	@echo "  $(NBOPS) runs | history churn | logs churn    runs and deployments (state in .nbops/)"
 	@echo "  $(NBOPS) test $(EXAMPLE) --require 'test_accuracy>=0.7'   what CI runs"
-	@echo "Nothing was left running."
+	@echo "Still running: the churn service on port $(DEMO_PORT). Stop it with: $(NBOPS) stop churn"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -21,6 +21,7 @@ from typing import Any
 
 from nbops import __version__
 from nbops.errors import NbopsError
+from nbops.examples import example_request
 from nbops.pipeline import Pipeline
 from nbops.runner import Home, Listener, cell_output_path, run_pipeline
 from nbops.state import RunRecord, StoredArtifact
@@ -28,7 +29,11 @@ from nbops.state import RunRecord, StoredArtifact
 MANIFEST = "nbops.json"
 MANIFEST_VERSION = 1
 # What `nbops build --check` compares: everything generated from the notebook alone.
-GENERATED = ("pipeline", "tests", "ruff.toml")
+# Not requirements.lock: its versions say which environment the run's artifacts were made in
+# (a model pickled by scikit-learn 1.5 loads with 1.5), a fact about the run like the artifacts'
+# hashes, so a CI machine with other versions installed must not call the build stale. A change
+# to what the notebook imports changes the notebook's hash, which the check reports anyway.
+GENERATED = ("pipeline", "service", "tests", "ruff.toml", "Dockerfile", ".dockerignore", "k8s")
 RUN_FILES = ("artifacts.json", "parameters.json")  # written per run: not generated code
 PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
 
@@ -73,12 +78,16 @@ def build(
     )
     with _staging(out) as staging:
         from nbops.codegen import write_pipeline
+        from nbops.packaging import write_packaging
+        from nbops.service import write_service
 
         write_pipeline(pipeline, staging)
+        write_service(pipeline, staging)
         artifacts = _bundle(pipeline, record, home, staging) if record else {}
         tests_output = _run_tests(staging) if record and (staging / "tests").is_dir() else ""
         manifest = _manifest(pipeline, record, artifacts, staging)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        write_packaging(pipeline, staging)  # after the manifest: it reads the artifacts' formats
         if record:
             _write_report(pipeline, record, home, staging / "report.html")
         _swap_into_place(staging, out)
@@ -199,6 +208,8 @@ def _manifest(
                 "route": e.route,
                 "cells": [c.as_dict() for c in e.cells],
                 "artifacts": {name: f"{producer}.{name}" for name, producer in e.inputs},
+                # The call the notebook itself makes, if any: deploys send it as a smoke test.
+                "example": example_request(notebook, e),
             }
             for e in pipeline.endpoints
         ],
@@ -264,6 +275,8 @@ def _write_report(pipeline: Pipeline, record: RunRecord, home: Home, target: Pat
 def check_build(pipeline: Pipeline, out: Path) -> list[str]:
     """Files of a committed build that regenerating from the notebook would change."""
     from nbops.codegen import write_pipeline
+    from nbops.packaging import write_packaging
+    from nbops.service import write_service
 
     if not (out / MANIFEST).is_file():
         return [f"{out / MANIFEST} (missing: there is no build here)"]
@@ -274,6 +287,8 @@ def check_build(pipeline: Pipeline, out: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="nbops-check-") as tmp:
         fresh = Path(tmp)
         write_pipeline(pipeline, fresh)
+        write_service(pipeline, fresh)
+        write_packaging(pipeline, fresh, recorded=out)  # as built: its manifest and its Python
         expected = {p.relative_to(fresh) for p in _generated_files(fresh)}
         present = {p.relative_to(out) for p in _generated_files(out)}
         for relative in sorted(expected | present):

@@ -79,3 +79,7 @@ class StepFailed(NbopsError):
     def __init__(self, message: str, *, fix: str = "", where: str = "", details: str = "") -> None:
         self.details = details
         super().__init__(message, fix=fix, where=where)
+
+
+class ServeError(NbopsError):
+    """`nbops serve` was not given a build with a service: no nbops.json, or no service/."""

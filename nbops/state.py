@@ -51,6 +51,39 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE deployments (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        build_dir TEXT NOT NULL,
+        build_id TEXT NOT NULL,
+        notebook_sha256 TEXT NOT NULL,
+        run_id TEXT,
+        port INTEGER,
+        pid INTEGER,
+        url TEXT,
+        reason TEXT,
+        log_tail TEXT,
+        started_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        healthy_at REAL,
+        current INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        port INTEGER NOT NULL,
+        proxy_pid INTEGER,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE deploy_locks (
+        name TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        acquired_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbops.diagnostic import Diagnostic, Severity
 from nbops.lineage import endpoint_producer
@@ -176,5 +176,48 @@ def run_details(record: RunRecord) -> Table:
     if record.parameters:
         table.caption = "parameters: " + ", ".join(
             f"{k}={v!r}" for k, v in record.parameters.items()
+        )
+    return table
+
+
+def deployments_table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table("name", "version", "status", "url", "uptime", "health", "requests", box=None)
+    for row in rows:
+        state = "dead" if row["health"] == "dead" else row["status"]
+        style = {"healthy": "green", "failed": "red", "dead": "bold red"}.get(state, "yellow")
+        uptime = f"{row['uptime_s']:.0f}s" if row.get("uptime_s") is not None else "-"
+        served = f"{row['requests']:.0f}" if row.get("requests") is not None else "-"
+        table.add_row(
+            row["name"],
+            f"v{row['version']}",
+            f"[{style}]{state}[/]",
+            row["url"] or "-",
+            uptime,
+            row["health"],
+            served,
+        )
+    if not rows:
+        table.caption = "nothing deployed yet: nbops deploy NOTEBOOK"
+    return table
+
+
+def history_table(name: str, rows: list[dict[str, Any]]) -> Table:
+    import datetime
+
+    from rich.table import Table
+
+    table = Table("version", "status", "build", "created", "started by", "reason", title=name)
+    for row in rows:
+        created = datetime.datetime.fromtimestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        mark = " (current)" if row["current"] else ""
+        table.add_row(
+            f"v{row['version']}{mark}",
+            row["status"],
+            row["build_id"],
+            created,
+            row["started_by"],
+            row["reason"] or "",
         )
     return table

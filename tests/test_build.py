@@ -56,12 +56,13 @@ def test_a_build_holds_code_artifacts_tests_report_and_manifest(tmp_path: Path, 
             "route": "predict",
             "cells": [{"index": 6, "id": "c6"}],
             "artifacts": {"scaled": "scale.scaled"},
+            "example": None,
         }
     ]
     entry = manifest["artifacts"]["scale.scaled"]
     bundled = out / entry["file"]
     assert hashlib.sha256(bundled.read_bytes()).hexdigest() == entry["sha256"]
-    assert "1 passed" in result.tests_output
+    assert "5 passed in" in result.tests_output  # the test cell, and the service's smoke tests
     assert (out / "pipeline" / "steps" / "scale.py").is_file()
     assert "mean" in (out / "report.html").read_text()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left

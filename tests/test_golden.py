@@ -1,9 +1,9 @@
 """Golden files: the code generated for each example notebook, pinned file by file.
 
-tests/golden/<example>/ holds exactly what `render_pipeline` and `render_tests` return for
-example_notebooks/<example>.ipynb, laid out as in a build, except `pipeline/store.py`: that is a
-verbatim copy of nbops/store.py, checked on its own. After an intended change to the templates
-or to codegen, rewrite the golden files with
+tests/golden/<example>/ holds exactly what `render_pipeline`, `render_tests` and `render_service`
+return for example_notebooks/<example>.ipynb, laid out as in a build, except `pipeline/store.py`:
+that is a verbatim copy of nbops/store.py, checked on its own. After an intended change to the
+templates or to codegen, rewrite the golden files with
 
     NBOPS_UPDATE_GOLDEN=1 pytest tests/test_golden.py
 
@@ -24,6 +24,7 @@ from nbops import store
 from nbops.analysis import analyse
 from nbops.codegen import render_pipeline, render_tests
 from nbops.notebook import load_notebook
+from nbops.service import render_service
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -34,7 +35,7 @@ UPDATE = os.environ.get("NBOPS_UPDATE_GOLDEN") == "1"
 
 def rendered(example: str) -> dict[str, str]:
     pipeline = analyse(load_notebook(ROOT / "example_notebooks" / f"{example}.ipynb"))
-    files = {**render_pipeline(pipeline), **render_tests(pipeline)}
+    files = {**render_pipeline(pipeline), **render_tests(pipeline), **render_service(pipeline)}
     return {path: text for path, text in files.items() if path != NOT_PINNED}
 
 

@@ -1,0 +1,99 @@
+"""`nbops serve`: the service of a build, run by uvicorn in the foreground."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import ServeError
+
+MANIFEST = "nbops.json"
+APP = "service.main:app"
+# prometheus-client's switch: each worker writes its metrics there, /metrics adds them up.
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def check_build_dir(path: Path) -> dict[str, Any]:
+    """The build's manifest, once the folder is known to hold a build with a service."""
+    where = str(path)
+    if not path.is_dir():
+        raise ServeError(
+            "is not a folder.", where=where, fix="Give the folder `nbops build` wrote."
+        )
+    if not (path / MANIFEST).is_file():
+        raise ServeError(
+            f"has no {MANIFEST}, so it is not an nbops build.",
+            where=where,
+            fix="Build the notebook first: `nbops build NOTEBOOK`, then serve build/<name>.",
+        )
+    if not (path / "service" / "main.py").is_file():
+        raise ServeError(
+            "has no service/: the notebook has no serve cell, or was built by an older nbops.",
+            where=where,
+            fix="Tag a cell defining the function to serve with `serve`, then build again.",
+        )
+    try:
+        manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ServeError(
+            f"its {MANIFEST} cannot be read ({error}).", where=where, fix="Build again."
+        ) from None
+    return manifest
+
+
+def serve(
+    build_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Run the build's service until interrupted; its logs are JSON lines on stderr."""
+    import uvicorn
+
+    root = build_dir.resolve()
+    manifest = check_build_dir(root)
+    url = f"http://{_url_host(host)}:{port}"
+    build = manifest.get("build_id", "?")
+    announce(
+        f"serving {manifest.get('name', root.name)} (build {build}) at {url}/  docs: {url}/docs"
+    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            APP,
+            host=host,
+            port=port,
+            workers=workers,
+            app_dir=str(root),
+            # The service logs JSON lines itself, each request once with its id.
+            log_config=None,
+            access_log=False,
+        )
+
+
+def _url_host(host: str) -> str:
+    """Where a browser reaches a server bound to `host`."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, one folder their metrics are written to, so that /metrics, which
+    any one worker answers, counts the requests of all of them."""
+    if workers < 2 or os.environ.get(METRICS_DIR):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="nbops-metrics-") as folder:
+        os.environ[METRICS_DIR] = folder
+        try:
+            yield
+        finally:
+            os.environ.pop(METRICS_DIR, None)

@@ -1,0 +1,118 @@
+"""Request and response models of the churn service, from its serve functions' type hints.
+
+A serve route takes a JSON object whose fields are its function's arguments, and answers
+{"result": <what the function returns>}; its batch route takes a list of such objects and
+answers {"results": [...]}, in order. A field the function does not take is refused.
+
+Generated from churn.ipynb by nbops 0.1.0; edit the notebook, not this file.
+"""
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Arguments(BaseModel):
+    """A request: a serve function's arguments, by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def call(self, function: Callable[..., Any]) -> Any:
+        """Call the serve function with these arguments, as the notebook would."""
+        raise NotImplementedError
+
+
+class PredictInput(Arguments):
+    """The arguments of `predict`, from cells 22 and 26 of churn.ipynb."""
+
+    features: dict
+
+    def call(self, function: Callable[..., Any]) -> Any:
+        return function(features=self.features)
+
+
+class PredictOutput(BaseModel):
+    """What `predict` returns, as `result`."""
+
+    result: dict
+
+
+class PredictBatchOutput(BaseModel):
+    """What `predict` returns for each request of a batch, in order."""
+
+    results: list[dict]
+
+
+# The service's own answers.
+
+
+class Problem(BaseModel):
+    """What went wrong; a 500 also has the request id its log lines carry."""
+
+    detail: str
+    request_id: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Ready once every artifact is loaded and matches its sha256 in nbops.json."""
+
+    status: Literal["ready", "not ready"]
+    reason: str | None = None
+
+
+class CellRef(BaseModel):
+    """A notebook cell, by its index and its id."""
+
+    index: int
+    id: str
+
+
+class NotebookRef(BaseModel):
+    path: str
+    sha256: str
+
+
+class StepRef(BaseModel):
+    """A pipeline step: the cells it runs and the values it makes."""
+
+    name: str
+    cells: list[CellRef]
+    outputs: list[str] = []
+
+
+class ArtifactRef(BaseModel):
+    """An artifact as the build recorded it; the service checks the sha256 when it loads it."""
+
+    sha256: str
+    format: str
+    bytes: int | None = None
+
+
+class RouteRef(BaseModel):
+    """A serve route: its function, the cells it came from, the artifacts it reads."""
+
+    name: str
+    route: str
+    cells: list[CellRef]
+    # argument name -> "<step>.<name>", a key of `artifacts`
+    artifacts: dict[str, str]
+
+
+class Version(BaseModel):
+    """The build served, and the lineage of each route back to the notebook's cells."""
+
+    name: str
+    build_id: str
+    created_at: str | None = None
+    nbops_version: str | None = None
+    notebook: NotebookRef
+    run_id: str | None = None
+    parameters: dict[str, Any] = {}
+    steps: list[StepRef] = []
+    artifacts: dict[str, ArtifactRef] = {}
+    endpoints: list[RouteRef] = []

@@ -1,0 +1,42 @@
+"""Settings of the churn service, read once from NBOPS_* environment variables.
+
+Generated from churn.ipynb by nbops 0.1.0; edit the notebook, not this file.
+"""
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent  # the build folder
+MANIFEST = ROOT / "nbops.json"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """NBOPS_API_KEY, NBOPS_MAX_BODY_BYTES, NBOPS_LOG_LEVEL, NBOPS_ARTIFACTS_DIR, NBOPS_MANIFEST."""
+
+    model_config = SettingsConfigDict(env_prefix="NBOPS_", extra="ignore")
+
+    # When set, every route but /healthz, /readyz and /metrics wants it in an X-API-Key header.
+    api_key: SecretStr | None = None
+    # A request body larger than this is refused with 413 before it is read whole.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    log_level: LogLevel = "INFO"
+    # The artifact store the serve functions' values are loaded from (its layout: ab/abc....fmt).
+    artifacts_dir: Path = ROOT / "artifacts"
+    # The build's manifest: the artifacts' hashes, and the lineage /version shows.
+    manifest: Path = MANIFEST
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `NBOPS_API_KEY=` in a shell or a compose file means no key, not an empty one.
+        return None if value == "" else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value

@@ -1,0 +1,8 @@
+"""The regression service: a FastAPI app serving the `serve` functions of regression.ipynb.
+
+Run it from the build folder with `nbops serve .` or `uvicorn service.main:app`. `main` assembles
+the app; `routes` has a route per serve function and `operations` the probes, metrics and
+version; `artifacts` loads what the functions read and checks it against nbops.json.
+
+Generated from regression.ipynb by nbops 0.1.0; edit the notebook, not this file.
+"""
