@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 EXAMPLE ?= example_notebooks/churn.ipynb
 DEMO_PORT ?= 8000
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench clean labextension browser-deps
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -47,8 +47,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) labextension browser-deps
 	$(VENV)/bin/pytest
+
+# The JupyterLab sidebar: built from labextension/ into nbops/labextension/ (removed first, so a
+# stale build never ships), its Jest tests run, and linked into the venv's JupyterLab.
+labextension: $(STAMP)
+	@echo "== JupyterLab sidebar: install, build, prettier, jest"
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" jlpm install
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" jlpm build:prod
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" jlpm prettier:check
+	cd labextension && PATH="$(abspath $(VENV))/bin:$$PATH" jlpm test
+	$(VENV)/bin/jupyter-builder develop . --overwrite
+
+# The browser tests drive Debian's Chromium (Playwright's own download cannot be fetched here).
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "== installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
+	fi
 
 test: lint typecheck unit
 

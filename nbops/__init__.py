@@ -1,3 +1,23 @@
 """nbops: take a tagged Jupyter notebook to production without a rewrite."""
 
 __version__ = "0.1.0"
+
+# Jupyter's entry points. Each imports what it needs when called, so `import nbops` (and the
+# CLI) never pays for jupyter_server, tornado or ipywidgets.
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt sidebar, built from labextension/ into nbops/labextension/."""
+    return [{"src": "labextension", "dest": "nbops"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The REST API lives in the nbops.server subpackage."""
+    return [{"module": "nbops.server"}]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """`%load_ext nbops`: the `%nbops lineage` and `%nbops deploy` magics."""
+    from nbops.magics import load_ipython_extension as load
+
+    load(ipython)

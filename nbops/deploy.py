@@ -89,6 +89,7 @@ def deploy_notebook(
     via: str = "cli",
     on_stage: StageListener | None = None,
     listener: Listener | None = None,
+    out: Path | None = None,
 ) -> Deployment:
     """Build the notebook (cached) as a new version, recorded as `building` from the start,
     so a build that fails shows in the history like any failed version."""
@@ -103,7 +104,7 @@ def deploy_notebook(
         stable_port = _stable_port(db, name, port)
         version = _new_version(db, name, pipeline.notebook.sha256, stable_port, via, "building")
         stage("building", f"running and building {pipeline.notebook.display_name}")
-        out = building.default_build_dir(pipeline)
+        out = out or building.default_build_dir(pipeline)
         try:
             building.build(pipeline, out=out, parameters=parameters, home=home, listener=listener)
         except (StepFailed, building.BuildFailed) as failure:

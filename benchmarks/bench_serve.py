@@ -1,0 +1,352 @@
+"""Serving churn's `predict`: the generated service against a hand-written FastAPI app and Jupyter
+Kernel Gateway's notebook-http mode, side by side on loopback at concurrency 1, 8 and 32."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import kernel_gateway
+from load import LoadResult, ceiling, drive, free_port, pinned
+from measure import RUNS, BenchmarkFailed, Measurement, run_checked, user_environment, venv_binary
+from servers import Server, ServerSpec, cpu_seconds, post, serving
+
+NAME = "serve"
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CHURN = REPO / "example_notebooks" / "churn.ipynb"
+LEVELS = (1, 8, 32)
+GENERATED = "generated service"
+HANDWRITTEN = "hand-written FastAPI app"
+GATEWAY = "Kernel Gateway notebook-http"
+CEILING_FACTOR = 5  # the generator must manage this many times the fastest server's req/s
+
+
+@dataclass(frozen=True)
+class Window:
+    """One server at one level for one window: what the client saw, and the CPU time the
+    server spent meanwhile."""
+
+    load: LoadResult
+    server_cpu_s: float
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.server_cpu_s / self.load.completed if self.load.completed else float("nan")
+
+
+Results = dict[tuple[str, int], list[Window]]  # by server name and concurrency
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long to measure: rounds of `window` seconds per server and level, interleaved."""
+
+    rounds: int
+    window: float
+    warm_up: int  # requests per server before anything is timed...
+    warm_up_s: float  # ...or seconds, if that comes first (the gateway answers ~35 a second)
+
+
+def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
+    """Build churn, start the three servers, check they agree, then load each in turn."""
+    plan = (
+        Plan(rounds=min(runs, 3), window=1.0, warm_up=100, warm_up_s=2.0)
+        if quick
+        else Plan(rounds=min(runs, 3), window=3.0, warm_up=300, warm_up_s=5.0)
+    )
+    server_cpu, client_cpu = _cpus()
+    gateway = kernel_gateway.environment()  # before anything is timed: a minute, once
+    with tempfile.TemporaryDirectory(prefix="nbops-bench-serve-") as tmp, ExitStack() as stack:
+        folder = Path(tmp)
+        env = user_environment(folder / "pycache")
+        build = _build(folder, env)
+        body = json.dumps({"features": example_payload(CHURN)}).encode()
+        servers = [
+            stack.enter_context(serving(spec, body, folder=folder, cpu=server_cpu))
+            for spec in _specs(build, gateway, folder, env)
+        ]
+        _check_same_answer(servers, body)
+        limit = ceiling(concurrency=32, duration=1.0, server_cpu=server_cpu, client_cpu=client_cpu)
+        with pinned(client_cpu):
+            _warm_up(servers, body, plan)
+            results = _measure(servers, body, plan)
+    _check_results(results, limit)
+    summary = summarise(servers, results)
+    print(render_table(summary, limit, plan), file=sys.stderr)
+    return _rows(results, summary, limit)
+
+
+def _cpus() -> tuple[int | None, int | None]:
+    """One CPU for the server under test, another for the load generator, so neither steals
+    from the other; on a single CPU both share it (and the numbers say less)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("one CPU only: server and load generator share it", file=sys.stderr)
+        return None, None
+    return cpus[0], cpus[1]
+
+
+def _build(folder: Path, env: dict[str, str]) -> Path:
+    """A fresh build of churn with this checkout's nbops, kept out of the user's build/."""
+    build = folder / "churn"
+    nbops = venv_binary("nbops")
+    home = {**env, "NBOPS_HOME": str(folder / "home")}
+    run_checked([nbops, "build", CHURN, "--output", build], cwd=folder, env=home)
+    if not (build / "service" / "main.py").is_file():
+        raise BenchmarkFailed(f"`nbops build` wrote no service/main.py into {build}")
+    return build
+
+
+def example_payload(notebook: Path) -> dict[str, Any]:
+    """The features in the notebook's own example request: `predict({...})` in a code cell."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    for cell in reversed(cells):
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "predict":
+                payload = ast.literal_eval(node.args[0])
+                if isinstance(payload, dict):
+                    return payload
+    raise BenchmarkFailed(f"{notebook.name} has no example call `predict({{...}})`")
+
+
+def _specs(build: Path, gateway: Path, folder: Path, env: dict[str, str]) -> list[ServerSpec]:
+    """The three servers, each one process (one uvicorn worker; the gateway with one kernel).
+
+    The generated service runs as users run it, `nbops serve` (uvicorn, one worker, the
+    service's own JSON request log instead of uvicorn's access log); the hand-written app as
+    `uvicorn` with its defaults."""
+    generated_port, handwritten_port, gateway_port = free_port(), free_port(), free_port()
+    handwritten = (sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--app-dir", str(HERE))
+    seed = kernel_gateway.seed_notebook(CHURN, folder / "churn-notebook-http.ipynb")
+    return [
+        ServerSpec(
+            GENERATED,
+            (str(venv_binary("nbops")), "serve", str(build), "--port", str(generated_port)),
+            env,
+            generated_port,
+        ),
+        ServerSpec(
+            HANDWRITTEN,
+            (*handwritten, "--port", str(handwritten_port), "handwritten_app:app"),
+            {**env, "CHURN_BUILD": str(build)},
+            handwritten_port,
+        ),
+        ServerSpec(
+            GATEWAY,
+            tuple(kernel_gateway.command(gateway, seed, gateway_port)),
+            kernel_gateway.isolated_environment(env, folder / "jupyter"),
+            gateway_port,
+        ),
+    ]
+
+
+def prediction(answer: Any) -> Any:
+    """The prediction in a server's answer: the generated service wraps it as {"result": ...},
+    the others send the function's return value as it is."""
+    if isinstance(answer, dict) and set(answer) == {"result"}:
+        return answer["result"]
+    return answer
+
+
+def _check_same_answer(servers: Sequence[Server], body: bytes) -> None:
+    """Every server must predict the same for the example, or the timings compare nothing."""
+    answers = {s.name: prediction(post(s.url, body, timeout=30)) for s in servers}
+    if len({json.dumps(a, sort_keys=True) for a in answers.values()}) != 1:
+        raise BenchmarkFailed(f"the servers disagree on the example request: {answers}")
+
+
+def _warm_up(servers: Sequence[Server], body: bytes, plan: Plan) -> None:
+    for server in servers:
+        result = drive(
+            server.url, body, concurrency=8, duration=plan.warm_up_s, max_requests=plan.warm_up
+        )
+        _check_no_errors(server.name, result)
+
+
+def _measure(servers: Sequence[Server], body: bytes, plan: Plan) -> Results:
+    """Each server at each level for `rounds` windows, the order rotating every round so drift
+    in the machine's load hits all servers alike."""
+    results: Results = {}
+    for level in LEVELS:
+        for round_ in range(plan.rounds):
+            shift = round_ % len(servers)
+            for server in [*servers[shift:], *servers[:shift]]:
+                before = cpu_seconds(server.pid)
+                load = drive(server.url, body, concurrency=level, duration=plan.window)
+                window = Window(load, cpu_seconds(server.pid) - before)
+                results.setdefault((server.name, level), []).append(window)
+    return results
+
+
+def _check_no_errors(name: str, result: LoadResult) -> None:
+    if result.errors:
+        raise BenchmarkFailed(
+            f"{name}: {result.errors} failed requests at c={result.concurrency}; "
+            f"the first: {result.first_error}"
+        )
+
+
+def _check_results(results: Results, limit: LoadResult) -> None:
+    """No failed request anywhere, and a generator well clear of the fastest server."""
+    for (name, _), windows in results.items():
+        for window in windows:
+            _check_no_errors(name, window.load)
+    fastest = max(w.load.requests_per_second for ws in results.values() for w in ws)
+    if limit.requests_per_second < CEILING_FACTOR * fastest:
+        raise BenchmarkFailed(
+            f"the load generator manages {limit.requests_per_second:.0f} req/s against a trivial "
+            f"server, under {CEILING_FACTOR}x the fastest server's {fastest:.0f}: "
+            "the numbers would measure the generator"
+        )
+
+
+def summarise(servers: Sequence[Server], results: Results) -> dict[str, dict[str, Any]]:
+    """Per server: start-up time and, per level, the median over windows of each figure."""
+    summary: dict[str, dict[str, Any]] = {}
+    for server in servers:
+        levels = {level: _level_summary(results[(server.name, level)]) for level in LEVELS}
+        summary[server.name] = {"started_in_s": server.started_in, "levels": levels}
+    return summary
+
+
+def _level_summary(windows: list[Window]) -> dict[str, float]:
+    loads = [w.load for w in windows]
+    return {
+        "requests_per_second": statistics.median(r.requests_per_second for r in loads),
+        "p50_ms": statistics.median(r.percentile(50) for r in loads) * 1000,
+        "p99_ms": statistics.median(r.percentile(99) for r in loads) * 1000,
+        "cpu_ms_per_request": statistics.median(w.cpu_per_request for w in windows) * 1000,
+        "requests": sum(r.completed for r in loads),
+        "errors": sum(r.errors for r in loads),
+    }
+
+
+def render_table(summary: dict[str, dict[str, Any]], limit: LoadResult, plan: Plan) -> str:
+    """The side-by-side table, as BASELINES.md lays it out, and the ratios the aims are on."""
+    lines = [
+        "| server | req/s at c=1 / 8 / 32 | p50 ms at c=1 / 8 / 32 | p99 ms at c=1 / 8 / 32 "
+        "| server CPU ms per request at c=1 / 8 / 32 | errors | start to first answer |",
+        "| --- | --- | --- | --- | --- | ---: | ---: |",
+    ]
+    for name, entry in summary.items():
+        levels = entry["levels"]
+        errors = sum(levels[c]["errors"] for c in LEVELS)
+        lines.append(
+            f"| {name} | {_across(levels, 'requests_per_second')} | {_across(levels, 'p50_ms')} "
+            f"| {_across(levels, 'p99_ms')} | {_across(levels, 'cpu_ms_per_request', 1)} "
+            f"| {errors} | {entry['started_in_s']:.1f} s |"
+        )
+    lines += ["", *_ratio_lines(summary), "", _method(limit, plan)]
+    return "\n".join(lines)
+
+
+def _across(levels: dict[int, dict[str, float]], key: str, digits: int = 0) -> str:
+    return " / ".join(f"{levels[c][key]:,.{digits}f}" for c in LEVELS)
+
+
+def _ratio_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
+    ours = summary[GENERATED]["levels"]
+
+    def ratios(other: str, key: str) -> str:
+        theirs = summary[other]["levels"]
+        return " / ".join(f"{ours[c][key] / theirs[c][key]:.2f}" for c in LEVELS)
+
+    rps, cpu = "requests_per_second", "cpu_ms_per_request"
+    return [
+        f"generated / hand-written at c=1 / 8 / 32: throughput {ratios(HANDWRITTEN, rps)} "
+        f"(aim >= 0.9), p99 {ratios(HANDWRITTEN, 'p99_ms')} (aim <= 1.2)",
+        f"generated / Kernel Gateway at c=1 / 8 / 32: throughput {ratios(GATEWAY, rps)} "
+        f"(aim >= 1.5), p99 {ratios(GATEWAY, 'p99_ms')} (aim <= 1)",
+        f"server CPU per request, generated / hand-written: {ratios(HANDWRITTEN, cpu)}",
+    ]
+
+
+def _method(limit: LoadResult, plan: Plan) -> str:
+    return (
+        f"Medians of {plan.rounds} windows of {plan.window:.0f} s per server and level, servers "
+        f"taking turns, after {plan.warm_up} warm-up requests each (or {plan.warm_up_s:.0f} s); "
+        "one process per server on one CPU, the load generator on the other. The generator "
+        f"alone (trivial server, c=32): {limit.requests_per_second:,.0f} req/s, "
+        f"p50 {limit.percentile(50) * 1000:.2f} ms."
+    )
+
+
+def _rows(
+    results: Results, summary: dict[str, dict[str, Any]], limit: LoadResult
+) -> list[Measurement]:
+    """Per level, against the hand-written app: time per answer, p99 and server CPU per
+    request; against the gateway: time per answer and p99."""
+    notes = {"servers": summary, "load_generator_ceiling": limit.summary()}
+    rows = []
+    for level in LEVELS:
+        ours = results[(GENERATED, level)]
+        handwritten, gateway = results[(HANDWRITTEN, level)], results[(GATEWAY, level)]
+        row = partial(_row, level, ours, notes=notes)
+        rows += [
+            row(HANDWRITTEN, handwritten, "1 / throughput", "throughput >= 0.9x", 1 / 0.9),
+            row(HANDWRITTEN, handwritten, "p99 latency", "<= 1.2x", 1.2),
+            # No aim: it explains the two rows above, and stays steady on a busy machine.
+            row(HANDWRITTEN, handwritten, "server CPU per request", "", None),
+            row(GATEWAY, gateway, "1 / throughput", "throughput >= 1.5x", 1 / 1.5),
+            row(GATEWAY, gateway, "p99 latency", "lower", 1.0),
+        ]
+    return rows
+
+
+def _row(
+    level: int,
+    ours: list[Window],
+    baseline: str,
+    theirs: list[Window],
+    measure: str,
+    aim: str,
+    aim_ratio: float | None,
+    *,
+    notes: dict[str, Any],
+) -> Measurement:
+    return Measurement(
+        NAME,
+        f"churn predict over HTTP, c={level}",
+        measure,
+        SAMPLES[measure](ours),
+        baseline=baseline,
+        baseline_samples=SAMPLES[measure](theirs),
+        aim=aim,
+        aim_ratio=aim_ratio,
+        notes=notes,
+    )
+
+
+def _seconds_per_answer(windows: list[Window]) -> tuple[float, ...]:
+    """Throughput enters as its inverse, so that lower is better as in every other row."""
+    return tuple(1 / w.load.requests_per_second for w in windows)
+
+
+def _p99(windows: list[Window]) -> tuple[float, ...]:
+    return tuple(w.load.percentile(99) for w in windows)
+
+
+def _cpu_per_request(windows: list[Window]) -> tuple[float, ...]:
+    return tuple(w.cpu_per_request for w in windows)
+
+
+# Each row's samples, one per window, in seconds.
+SAMPLES = {
+    "1 / throughput": _seconds_per_answer,
+    "p99 latency": _p99,
+    "server CPU per request": _cpu_per_request,
+}

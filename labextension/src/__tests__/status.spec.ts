@@ -1,0 +1,301 @@
+import {
+  IDLE,
+  deployReducer,
+  isBusy,
+  runningHeadline,
+  stageLabel,
+  type DeployAction,
+  type IDeployState
+} from '../status';
+import type { IJob } from '../tokens';
+
+function job(overrides: Partial<IJob> = {}): IJob {
+  return {
+    job_id: 'j1',
+    kind: 'deploy',
+    state: 'running',
+    stages: [],
+    step: null,
+    log: [],
+    result: null,
+    error: null,
+    ...overrides
+  };
+}
+
+function run(actions: DeployAction[], from: IDeployState = IDLE): IDeployState {
+  return actions.reduce(deployReducer, from);
+}
+
+const started: DeployAction[] = [
+  { type: 'submitted', kind: 'deploy', name: 'churn' },
+  { type: 'accepted', jobId: 'j1' }
+];
+
+describe('deployReducer', () => {
+  it('goes from idle to submitting to running', () => {
+    const submitting = run(started.slice(0, 1));
+    expect(submitting.phase).toBe('submitting');
+    expect(submitting.name).toBe('churn');
+    expect(isBusy(submitting)).toBe(true);
+    const running = run(started);
+    expect(running.phase).toBe('running');
+    expect(running.jobId).toBe('j1');
+  });
+
+  it('shows which step runs while the pipeline runs', () => {
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          stages: [
+            {
+              name: 'analysing',
+              state: 'succeeded',
+              message: null,
+              started_at: 10,
+              ended_at: 10.25
+            },
+            {
+              name: 'running',
+              state: 'running',
+              message: null,
+              started_at: 10.25,
+              ended_at: null
+            }
+          ],
+          step: { index: 2, total: 5, name: 'features' }
+        })
+      }
+    ]);
+    expect(state.phase).toBe('running');
+    expect(state.headline).toBe('running step 2 of 5: features');
+    expect(state.stages.map(s => [s.label, s.state, s.seconds])).toEqual([
+      ['analysing', 'succeeded', 0.3],
+      ['running', 'running', null]
+    ]);
+  });
+
+  it('says building once the last step has run and the build goes on', () => {
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          stages: [
+            {
+              name: 'building',
+              state: 'running',
+              message: 'running and building churn.ipynb',
+              started_at: 1,
+              ended_at: null
+            }
+          ],
+          step: { index: 5, total: 5, name: 'report', state: 'ran' }
+        })
+      }
+    ]);
+    expect(state.headline).toBe('building');
+  });
+
+  it('names the running stage once the steps are done', () => {
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          stages: [
+            {
+              name: 'building',
+              state: 'succeeded',
+              message: null,
+              started_at: 1,
+              ended_at: 2
+            },
+            {
+              name: 'starting',
+              state: 'running',
+              message: 'port 40001',
+              started_at: 2,
+              ended_at: null
+            }
+          ],
+          step: { index: 5, total: 5, name: 'report' }
+        })
+      }
+    ]);
+    expect(state.headline).toBe('starting');
+  });
+
+  it('ends healthy with the version the job made', () => {
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          state: 'succeeded',
+          result: {
+            name: 'churn',
+            version: 3,
+            status: 'healthy',
+            url: 'http://127.0.0.1:8000'
+          }
+        })
+      }
+    ]);
+    expect(state.phase).toBe('healthy');
+    expect(state.headline).toBe('healthy: churn v3');
+    expect(isBusy(state)).toBe(false);
+  });
+
+  it('fails with the reason when the new version never got healthy', () => {
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          state: 'succeeded',
+          result: {
+            name: 'churn',
+            version: 4,
+            status: 'failed',
+            reason: '/readyz answered 503'
+          }
+        })
+      }
+    ]);
+    expect(state.phase).toBe('failed');
+    expect(state.reason).toBe('/readyz answered 503');
+    expect(state.headline).toBe('failed: /readyz answered 503');
+  });
+
+  it('fails with the job error, else the failed stage', () => {
+    const withError = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({ state: 'failed', error: 'step train failed', log: ['boom'] })
+      }
+    ]);
+    expect(withError.reason).toBe('step train failed');
+    expect(withError.log).toEqual(['boom']);
+    const fromStage = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          state: 'failed',
+          stages: [
+            {
+              name: 'testing',
+              state: 'failed',
+              message: '1 test failed',
+              started_at: 1,
+              ended_at: 2
+            }
+          ]
+        })
+      }
+    ]);
+    expect(fromStage.reason).toBe('1 test failed');
+  });
+
+  it('ignores answers about another job', () => {
+    const state = run(started);
+    expect(
+      deployReducer(state, {
+        type: 'progress',
+        job: job({ job_id: 'other', state: 'failed' })
+      })
+    ).toBe(state);
+    expect(deployReducer(IDLE, { type: 'progress', job: job() })).toBe(IDLE);
+  });
+
+  it('fails when the request is refused', () => {
+    const state = run([
+      started[0],
+      { type: 'rejected', reason: 'port 8000 is taken' }
+    ]);
+    expect(state.phase).toBe('failed');
+    expect(state.headline).toBe('failed: port 8000 is taken');
+    expect(deployReducer(IDLE, { type: 'rejected', reason: 'x' })).toBe(IDLE);
+  });
+
+  it('runs one job at a time and resets only when done', () => {
+    const running = run(started);
+    expect(
+      deployReducer(running, {
+        type: 'submitted',
+        kind: 'rollback',
+        name: 'churn'
+      })
+    ).toBe(running);
+    expect(deployReducer(running, { type: 'reset' })).toBe(running);
+    const done = run(
+      [
+        {
+          type: 'progress',
+          job: job({ state: 'succeeded', result: { status: 'healthy' } })
+        }
+      ],
+      running
+    );
+    expect(deployReducer(done, { type: 'reset' })).toEqual(IDLE);
+    const again = deployReducer(done, {
+      type: 'submitted',
+      kind: 'rollback',
+      name: 'churn'
+    });
+    expect(again.phase).toBe('submitting');
+    expect(again.kind).toBe('rollback');
+    expect(again.stages).toEqual([]);
+  });
+});
+
+describe('resuming', () => {
+  it('follows a job found running, and only when idle', () => {
+    const running = job({
+      job_id: 'j9',
+      kind: 'rollback',
+      stages: [
+        {
+          name: 'starting',
+          state: 'running',
+          message: null,
+          started_at: 1,
+          ended_at: null
+        }
+      ]
+    });
+    const state = deployReducer(IDLE, {
+      type: 'resumed',
+      job: running,
+      name: 'churn'
+    });
+    expect(state.phase).toBe('running');
+    expect(state.jobId).toBe('j9');
+    expect(state.kind).toBe('rollback');
+    expect(state.headline).toBe('starting');
+    const busy = run(started);
+    expect(
+      deployReducer(busy, { type: 'resumed', job: running, name: 'churn' })
+    ).toBe(busy);
+    const finished = job({ job_id: 'j9', state: 'succeeded' });
+    expect(
+      deployReducer(IDLE, { type: 'resumed', job: finished, name: 'churn' })
+    ).toBe(IDLE);
+  });
+});
+
+describe('words', () => {
+  it('labels known stages and passes others through', () => {
+    expect(stageLabel('ready')).toBe('waiting for /readyz');
+    expect(stageLabel('promoting')).toBe('switching traffic');
+    expect(stageLabel('warm_cache')).toBe('warm cache');
+  });
+
+  it('says starting before any stage runs', () => {
+    expect(runningHeadline(job())).toBe('starting');
+  });
+});

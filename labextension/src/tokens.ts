@@ -1,0 +1,212 @@
+/**
+ * The shapes the nbops REST API answers with (see README.md: "The lineage JSON" and "JupyterLab"),
+ * and the ids of the sidebar's plugin, command and widget.
+ */
+
+export const PLUGIN_ID = 'nbops:plugin';
+export const SIDEBAR_ID = 'nbops-sidebar';
+
+export namespace CommandIDs {
+  export const show = 'nbops:show-sidebar';
+  export const deploy = 'nbops:deploy';
+  export const refresh = 'nbops:refresh-lineage';
+}
+
+/** The settings of schema/plugin.json. */
+export interface ISettings {
+  /** Milliseconds of quiet after an edit or a tag change before the lineage is asked for. */
+  debounceMs: number;
+  /** The stable port of a new deployment; null lets nbops choose (8000, or as before). */
+  deploymentPort: number | null;
+  /** Milliseconds between two looks at the deployments (for deploys made from the CLI). */
+  pollMs: number;
+}
+
+export const DEFAULT_SETTINGS: ISettings = {
+  debounceMs: 200,
+  deploymentPort: null,
+  pollMs: 3000
+};
+
+// The lineage JSON (`nbops lineage NB --format json`; schema_version 1).
+
+export interface ICellRef {
+  index: number;
+  id: string;
+}
+
+export interface IParameter {
+  name: string;
+  default: unknown;
+  type: string;
+  help: string;
+}
+
+export interface IStep {
+  name: string;
+  cells: ICellRef[];
+  reads: string[];
+  writes: string[];
+  inputs: string[];
+  outputs: string[];
+  parameters: string[];
+  after: string[];
+  files_written: string[];
+}
+
+export interface IEdge {
+  source: string;
+  target: string;
+  artifacts: string[];
+  kind: 'data' | 'after';
+}
+
+export interface IArtifact {
+  name: string;
+  producer: string;
+  consumers: string[];
+}
+
+export interface IEndpointArgument {
+  name: string;
+  annotation: string | null;
+  default: string | null;
+  kind: string;
+}
+
+export interface IEndpoint {
+  name: string;
+  route: string;
+  cells: ICellRef[];
+  artifacts: string[];
+  producers: Record<string, string | null>;
+  signature: string;
+  arguments: IEndpointArgument[];
+  returns: string | null;
+  docstring: string;
+}
+
+export interface ITest {
+  step: string | null;
+  cells: ICellRef[];
+  /** Which step made each value the test reads, when the server says (added later). */
+  producers?: Record<string, string | null>;
+}
+
+export interface IMetrics {
+  names: string[];
+  cells: ICellRef[];
+  /** Which step made each value the metrics read, when the server says (added later). */
+  producers?: Record<string, string | null>;
+}
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export interface IDiagnostic {
+  severity: Severity;
+  cell_index: number | null;
+  cell_id: string | null;
+  line: number | null;
+  message: string;
+  fix: string | null;
+}
+
+export interface ILineage {
+  schema_version: number;
+  nbops_version: string;
+  notebook: { path: string; name: string; sha256: string };
+  parameters: IParameter[];
+  setup: { cells: ICellRef[] };
+  steps: IStep[];
+  edges: IEdge[];
+  artifacts: IArtifact[];
+  endpoints: IEndpoint[];
+  tests: ITest[];
+  metrics: IMetrics;
+  diagnostics: IDiagnostic[];
+  summary: { steps: number; errors: number; warnings: number };
+}
+
+// Deployments (`GET /nbops/api/deployments`, like `nbops status --format json`).
+
+export type DeploymentStatus =
+  'building' | 'starting' | 'healthy' | 'failed' | 'stopped' | 'rolled-back';
+
+/** One version of a deployment, as `nbops history NAME --format json` lists them. */
+export interface IDeploymentVersion {
+  name: string;
+  version: number;
+  status: DeploymentStatus | string;
+  build_id: string;
+  notebook_sha256: string;
+  run_id: string | null;
+  url: string | null;
+  reason: string | null;
+  started_by: string;
+  created_at: number;
+  updated_at: number;
+  healthy_at: number | null;
+  current: boolean;
+  metrics?: Record<string, number> | null;
+}
+
+/** A name's current (else newest) version, checked now, with every version it had. */
+export interface IDeployment extends IDeploymentVersion {
+  pid: number | null;
+  port: number | null;
+  health: string;
+  uptime_s: number | null;
+  requests: number | null;
+  notebook?: string | null;
+  history: IDeploymentVersion[];
+}
+
+// Jobs (`GET /nbops/api/jobs/<id>`): a deploy or a rollback running in the server.
+
+export type JobState = 'running' | 'succeeded' | 'failed';
+export type StageState =
+  'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+
+export interface IJobStage {
+  name: string;
+  state: StageState | string;
+  message: string | null;
+  started_at: number | null;
+  ended_at: number | null;
+}
+
+/** The step running now (1-based `index`), or the last one, with its state (running, ran...). */
+export interface IJobStep {
+  index: number | null;
+  total: number;
+  name: string;
+  state?: string;
+}
+
+/** What a finished deploy or rollback made: the deployment's version, as the state db has it. */
+export interface IJobResult {
+  name?: string;
+  version?: number;
+  status?: DeploymentStatus | string;
+  url?: string | null;
+  reason?: string | null;
+  metrics?: Record<string, number> | null;
+  [key: string]: unknown;
+}
+
+export interface IJob {
+  job_id: string;
+  kind: string;
+  /** The notebook path of a deploy or run, the name of a rollback. */
+  target?: string;
+  state: JobState;
+  stages: IJobStage[];
+  step: IJobStep | null;
+  log: string[];
+  result: IJobResult | null;
+  error: string | null;
+}
+
+export interface IJobAccepted {
+  job_id: string;
+}
