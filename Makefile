@@ -47,8 +47,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The browser tests run in a pytest process of their own: Playwright's sync API drives an event
+# loop in the main thread, which pytest-jupyter's server fixtures must not find there.
 unit: $(STAMP) labextension browser-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --ignore=tests/browser
+	$(VENV)/bin/pytest tests/browser
 
 # The JupyterLab sidebar: built from labextension/ into nbops/labextension/ (removed first, so a
 # stale build never ships), its Jest tests run, and linked into the venv's JupyterLab.

@@ -170,6 +170,8 @@ async def _drive(
     try:
         # Bounded even if a server stops answering: the deadline plus a minute for stragglers.
         await asyncio.wait_for(workers, duration + STRAGGLERS)
+    except asyncio.TimeoutError:
+        tally.error(f"requests still unanswered {STRAGGLERS:.0f} s after the window closed")
     finally:
         elapsed = time.perf_counter() - start
         for connection in connections:

@@ -36,7 +36,9 @@ from lab_session import (
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
-@pytest.fixture(scope="session")
+# Module scope: the server (and what it deployed) and Playwright's event loop are gone before the
+# next test module runs; pytest-jupyter's tests cannot share the thread with a running loop.
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if shutil.which("chromium") is None:
         pytest.fail("chromium is not installed: run `make browser-deps` (Debian's chromium).")
@@ -92,7 +94,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with playwright_sync.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(

@@ -213,7 +213,8 @@ def test_clicking_a_node_selects_and_scrolls_to_its_cells(page: Any, lab: Lab) -
         """() => {
             const outer = document.querySelector(
                 '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer');
-            const cell = outer.querySelectorAll('.jp-Notebook .jp-Cell')[19];
+            const cell = outer?.querySelectorAll('.jp-Notebook .jp-Cell')[19];
+            if (!cell) return false;
             const a = outer.getBoundingClientRect(), b = cell.getBoundingClientRect();
             return outer.scrollTop > 0 && b.top >= a.top - 1 && b.top < a.bottom;
         }"""
@@ -235,9 +236,9 @@ def test_diagnostics_are_listed_and_jump_to_their_cell(page: Any, lab: Lab) -> N
     assert "nbops-mod-error" in (node(page, "step:evaluate").get_attribute("class") or "")
     diagnostic.click()
     page.wait_for_function(
-        """() => document.querySelectorAll(
+        """() => !!document.querySelectorAll(
             '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')[14]
-            .classList.contains('jp-mod-active')"""
+            ?.classList.contains('jp-mod-active')"""
     )
     assert notebook_scroll(page) > 0
     assert sidebar.get_by_test_id("nbops-deploy").is_disabled()  # errors first
@@ -359,7 +360,7 @@ def edit_and_time(page: Any, sidebar: Any, editor: Any, text: str) -> tuple[floa
     page.keyboard.type(text, delay=25)
     page.wait_for_function(
         """rev => document.querySelector('[data-testid="nbops-lineage"]')
-            .dataset.revision !== rev && window.nbopsShownAt > window.nbopsLastKey""",
+            ?.dataset.revision !== rev && window.nbopsShownAt > window.nbopsLastKey""",
         arg=revision,
     )
     elapsed: float = page.evaluate("window.nbopsShownAt - window.nbopsLastKey")
