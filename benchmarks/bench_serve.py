@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import kernel_gateway
-from load import LoadResult, ceiling, drive, free_port, pinned
+from load import LoadResult, ceiling, drive, free_port, pinned, server_and_client_cpus
 from measure import RUNS, BenchmarkFailed, Measurement, run_checked, user_environment, venv_binary
 from servers import Server, ServerSpec, cpu_seconds, post, serving
 
@@ -88,13 +87,10 @@ def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
 
 
 def _cpus() -> tuple[int | None, int | None]:
-    """One CPU for the server under test, another for the load generator, so neither steals
-    from the other; on a single CPU both share it (and the numbers say less)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        print("one CPU only: server and load generator share it", file=sys.stderr)
-        return None, None
-    return cpus[0], cpus[1]
+    server_cpu, client_cpu = server_and_client_cpus()
+    if server_cpu is None:
+        print("server and load generator share the CPUs: the numbers say less", file=sys.stderr)
+    return server_cpu, client_cpu
 
 
 def _build(folder: Path, env: dict[str, str]) -> Path:

@@ -197,6 +197,15 @@ async def _worker(connection: _Connection, deadline: float, tally: _Tally) -> No
             tally.error(f"HTTP {status}: {body[:200].decode(errors='replace')}")
 
 
+def server_and_client_cpus() -> tuple[int | None, int | None]:
+    """One CPU for the server under test and another for the generator, so neither steals
+    from the other; (None, None) with a single CPU or where affinity cannot be set (macOS)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) > 1 else (None, None)
+
+
 @contextmanager
 def pinned(cpu: int | None) -> Iterator[None]:
     """Run the block on one CPU only, then give the process back the CPUs it had."""
@@ -286,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         _serve_trivial(args.trivial_server)
         return 0
     if args.self_test:
-        cpus = sorted(os.sched_getaffinity(0))
-        server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) > 1 else (None, None)
+        server_cpu, client_cpu = server_and_client_cpus()
         for concurrency in (1, 8, 32):
             result = ceiling(
                 concurrency=concurrency,
