@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops.deployments import pid_alive
 from nbops.errors import PipelineError, StepFailed
 from nbops.pipeline import CellRef, Pipeline, Step
 from nbops.state import RunRecord, StateDb, StepRecord, StoredArtifact
@@ -81,7 +82,7 @@ def run_pipeline(
     values = {p.name: p.default for p in pipeline.parameters} | (parameters or {})
     forced_from = _forced_from(pipeline, from_step, force)
     db = home.db()
-    db.mark_interrupted(_pid_alive)
+    db.mark_interrupted(pid_alive)
     record = RunRecord(
         run_id=_new_run_id(),
         notebook=str(Path(pipeline.notebook.path).resolve()),
@@ -361,13 +362,3 @@ def _number(value: Any) -> float | None:
 
 def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
