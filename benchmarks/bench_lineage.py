@@ -96,8 +96,8 @@ def _warm_up(
 
 def _in_process(notebook: SyntheticNotebook, *, runs: int) -> list[Measurement]:
     """Parse and analyse timed apart, in this process, after a warm-up that pays the imports."""
-    from nbops.analysis import analyse
-    from nbops.notebook import parse_notebook
+    from nbops.model.analysis import analyse
+    from nbops.model.notebook import parse_notebook
 
     raw, path = notebook.path.read_bytes(), str(notebook.path)
     parsed = parse_notebook(raw, path)

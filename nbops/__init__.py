@@ -12,12 +12,12 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    """The REST API lives in the nbops.server subpackage."""
-    return [{"module": "nbops.server"}]
+    """The REST API lives in the nbops.lab.server subpackage."""
+    return [{"module": "nbops.lab.server"}]
 
 
 def load_ipython_extension(ipython: object) -> None:
     """`%load_ext nbops`: the `%nbops lineage` and `%nbops deploy` magics."""
-    from nbops.magics import load_ipython_extension as load
+    from nbops.lab.magics import load_ipython_extension as load
 
     load(ipython)

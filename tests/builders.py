@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbops.analysis import analyse
-from nbops.notebook import Notebook, notebook_from_dict
-from nbops.pipeline import Pipeline
+from nbops.model.analysis import analyse
+from nbops.model.notebook import Notebook, notebook_from_dict
+from nbops.model.pipeline import Pipeline
 
 Cell = tuple[str, list[str]] | str
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from builders import messages, pipeline
 
-from nbops.analysis import analyse
-from nbops.notebook import load_notebook
-from nbops.pipeline import Argument, Edge
+from nbops.model.analysis import analyse
+from nbops.model.notebook import load_notebook
+from nbops.model.pipeline import Argument, Edge
 
 EXAMPLES = Path(__file__).parent.parent / "example_notebooks"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from builders import notebook_json
 
-from nbops.analysis import analyse
-from nbops.build import BuildFailed, build, check_build
-from nbops.notebook import load_notebook
-from nbops.runner import Home
+from nbops.build.builder import BuildFailed, build, check_build
+from nbops.model.analysis import analyse
+from nbops.model.notebook import load_notebook
+from nbops.run.home import Home
 
 CHURN = Path(__file__).parent.parent / "example_notebooks" / "churn.ipynb"
 NBOPS = str(Path(sys.executable).parent / "nbops")

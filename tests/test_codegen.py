@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 from builders import pipeline
 
-from nbops import codegen
-from nbops.analysis import analyse
-from nbops.codegen import python_literal, render_pipeline, render_tests, write_pipeline
+from nbops.build.codegen import python_literal, render_pipeline, render_tests, write_pipeline
 from nbops.errors import PipelineError
-from nbops.notebook import load_notebook
+from nbops.model.analysis import analyse
+from nbops.model.notebook import load_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ("churn", "kale_dialect", "regression")
@@ -444,19 +443,6 @@ def test_write_pipeline_writes_every_file_and_formats_the_cells(tmp_path: Path) 
     expected = {**render_pipeline(built), **render_tests(built)}
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == sorted(expected)
     assert '    x = {"a": 1}\n' in (tmp_path / "pipeline/steps/make.py").read_text()
-
-
-def test_templates_are_found_installed_first_then_beside_the_package(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert codegen.template_dirs() == [ROOT / "templates"]
-    installed = tmp_path / "nbops" / "templates"
-    installed.mkdir(parents=True)
-    monkeypatch.setattr(codegen, "TEMPLATE_DIRS", (installed, ROOT / "templates"))
-    assert codegen.template_dirs() == [installed, ROOT / "templates"]
-    monkeypatch.setattr(codegen, "TEMPLATE_DIRS", (tmp_path / "missing",))
-    with pytest.raises(FileNotFoundError, match="nbops's templates are missing"):
-        codegen.template_dirs()
 
 
 # the examples, built for real

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from nbops.dataflow import FunctionNames, Names, scan
+from nbops.model.dataflow import FunctionNames, Names, scan
 
 
 def names_of(source: str) -> Names:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from builders import notebook_json
 
-from nbops.service_process import free_port
+from nbops.deploy.processes import free_port
 
 pytestmark = pytest.mark.slow
 NBOPS = str(Path(sys.executable).parent / "nbops")

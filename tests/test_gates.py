@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from nbops.ci.gates import Gate, check_gate_metrics, evaluate_gates, parse_gate, parse_gates
 from nbops.errors import MalformedGate, UnknownMetric
-from nbops.gates import Gate, check_gate_metrics, evaluate_gates, parse_gate, parse_gates
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from nbops import store
-from nbops.analysis import analyse
-from nbops.codegen import render_pipeline, render_tests
-from nbops.notebook import load_notebook
-from nbops.service import render_service
+from nbops.build.codegen import render_pipeline, render_tests
+from nbops.build.service import render_service
+from nbops.model.analysis import analyse
+from nbops.model.notebook import load_notebook
+from nbops.run import store
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"

@@ -13,10 +13,10 @@ import pytest
 from builders import notebook_json
 from click.testing import CliRunner, Result
 
-from nbops.analysis import analyse
+from nbops.ci.prepared import METRICS_TAG, prepare_copy
 from nbops.cli import cli
-from nbops.notebook import notebook_from_dict
-from nbops.prepared import METRICS_TAG, prepare_copy
+from nbops.model.analysis import analyse
+from nbops.model.notebook import notebook_from_dict
 
 # Cell 4 would stop the run if it ran; cell 3 reads a file next to the notebook (the run's cwd).
 CELLS: list[Any] = [

@@ -8,9 +8,9 @@ from typing import Any
 
 from builders import notebook
 
-from nbops.gates import evaluate_gates, parse_gates
-from nbops.headless import CellFailure, CellLabel, CellOutcome, CellStatus, HeadlessRun
-from nbops.junit import junit_xml, write_junit
+from nbops.ci.gates import evaluate_gates, parse_gates
+from nbops.ci.headless import CellFailure, CellLabel, CellOutcome, CellStatus, HeadlessRun
+from nbops.ci.junit import junit_xml, write_junit
 
 TRAIN_TEST = CellLabel(12, "churn-12", "test", "train")
 FEATURES_TEST = CellLabel(16, "churn-16", "test:features", "features")

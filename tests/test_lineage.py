@@ -10,7 +10,7 @@ from builders import notebook_json, pipeline
 from click.testing import CliRunner
 
 from nbops.cli import cli
-from nbops.lineage import lineage_dict, to_dot, to_mermaid
+from nbops.model.lineage import lineage_dict, to_dot, to_mermaid
 
 CHURN = Path(__file__).parent.parent / "example_notebooks" / "churn.ipynb"
 
@@ -102,8 +102,8 @@ def test_lineage_command_prints_each_format(fmt: str) -> None:
 
 
 def test_lineage_json_from_the_cli_equals_the_model_export() -> None:
-    from nbops.analysis import analyse
-    from nbops.notebook import load_notebook
+    from nbops.model.analysis import analyse
+    from nbops.model.notebook import load_notebook
 
     _, out = run("lineage", str(CHURN), "--format", "json")
     assert json.loads(out) == lineage_dict(analyse(load_notebook(str(CHURN))))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from builders import notebook_json
 
-from nbops import nbschema
+from nbops.model import nbschema
 
 CHURN = Path(__file__).parent.parent / "example_notebooks" / "churn.ipynb"
 
@@ -44,7 +44,7 @@ def test_the_compiled_schema_is_cached(cache_home: Path) -> None:
 def test_reading_a_valid_notebook_does_not_import_nbformat() -> None:
     """Next to jupyter_server, `import nbformat` costs over a second on every command."""
     code = (
-        "import sys; from nbops.notebook import load_notebook; "
+        "import sys; from nbops.model.notebook import load_notebook; "
         f"load_notebook({str(CHURN)!r}); print('nbformat' in sys.modules)"
     )
     done = subprocess.run(

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from nbops.analysis import analyse
 from nbops.cli import cli
-from nbops.diagnostic import Diagnostic, Severity
 from nbops.errors import NotebookInvalid, NotebookNotFound, UnsupportedKernel
-from nbops.lineage import lineage_dict
-from nbops.notebook import Cell, load_notebook, notebook_from_dict, parse_notebook
+from nbops.model.analysis import analyse
+from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.lineage import lineage_dict
+from nbops.model.notebook import Cell, load_notebook, notebook_from_dict, parse_notebook
 
 RESAVE = "Restore it from version control, or open and re-save it in Jupyter."
 NOT_A_NOTEBOOK = (

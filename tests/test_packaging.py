@@ -21,10 +21,8 @@ import yaml
 from builders import notebook_json, pipeline
 
 from nbops import __version__
-from nbops.analysis import analyse
-from nbops.build import build, check_build
-from nbops.notebook import load_notebook, notebook_from_dict
-from nbops.packaging import (
+from nbops.build.builder import build, check_build
+from nbops.build.packaging import (
     Environment,
     current_environment,
     dns_name,
@@ -33,7 +31,9 @@ from nbops.packaging import (
     unresolved_diagnostics,
     write_packaging,
 )
-from nbops.runner import Home
+from nbops.model.analysis import analyse
+from nbops.model.notebook import load_notebook, notebook_from_dict
+from nbops.run.home import Home
 
 PYTHON = platform.python_version()
 CHURN = Path(__file__).parent.parent / "example_notebooks" / "churn.ipynb"

@@ -6,8 +6,8 @@ import ast
 
 import pytest
 
-from nbops import plain_python as module
-from nbops.plain_python import PATH, SUBPROCESS, PlainPython, indent_code, plain_python
+from nbops.model import plain_python as module
+from nbops.model.plain_python import PATH, SUBPROCESS, PlainPython, indent_code, plain_python
 
 RUN = "subprocess.run({}, shell=True, check=True)"
 CAPTURE = (

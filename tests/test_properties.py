@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nbops.analysis import analyse
 from nbops.errors import NotebookInvalid
-from nbops.lineage import lineage_dict, to_dot, to_mermaid
-from nbops.notebook import Notebook, parse_notebook
-from nbops.pipeline import Pipeline
-from nbops.tags import is_step_name
+from nbops.model.analysis import analyse
+from nbops.model.lineage import lineage_dict, to_dot, to_mermaid
+from nbops.model.notebook import Notebook, parse_notebook
+from nbops.model.pipeline import Pipeline
+from nbops.model.tags import is_step_name
 
 NAMES = ["load", "train", "a", "b", "eval"]
 

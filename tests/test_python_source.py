@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nbops import python_source
-from nbops.dataflow import Names, scan
-from nbops.python_source import CellPython, SyntaxProblem, cell_python
+from nbops.model import python_source
+from nbops.model.dataflow import Names, scan
+from nbops.model.python_source import CellPython, SyntaxProblem, cell_python
 
 
 def names_of(source: str) -> Names:
@@ -29,10 +29,18 @@ def test_plain_python_never_goes_through_the_ipython_transformer(
     assert len(python.tree.body) == 2
 
 
+@pytest.mark.parametrize(
+    ("source", "plain"),
+    [("x = 1", True), ("%time x = 1", False), ("!ls", False), ("%%time\nx = 1", False)],
+)
+def test_plain_says_whether_the_cell_is_python_as_written(source: str, plain: bool) -> None:
+    assert cell_python(source).plain is plain
+
+
 @pytest.mark.parametrize("source", ["", "\n\n", "# just a note\n# and another", "  # indented"])
 def test_empty_and_comment_only_cells_are_empty_code(source: str) -> None:
     python = cell_python(source)
-    assert python == CellPython(tree=python.tree)
+    assert python == CellPython(tree=python.tree, plain=True)
     assert python.tree.body == []
     assert scan(python.tree) == Names()
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from builders import notebook_json, pipeline
 
-from nbops.analysis import analyse
 from nbops.errors import PipelineError, StepFailed
-from nbops.notebook import load_notebook
-from nbops.runner import Home, run_pipeline
+from nbops.model.analysis import analyse
+from nbops.model.notebook import load_notebook
+from nbops.run.home import Home
+from nbops.run.runner import run_pipeline
 
 CHURN = Path(__file__).parent.parent / "example_notebooks" / "churn.ipynb"
 NBOPS = str(Path(sys.executable).parent / "nbops")

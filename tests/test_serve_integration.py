@@ -14,8 +14,8 @@ import httpx
 import pytest
 from servers import NBOPS, Server, build, metric, serving
 
-from nbops.notebook import load_notebook
-from nbops.store import ArtifactStore
+from nbops.model.notebook import load_notebook
+from nbops.run.store import ArtifactStore
 
 pytestmark = pytest.mark.slow
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from builders import notebook_json, pipeline
 
-from nbops.analysis import analyse
-from nbops.build import build, check_build
-from nbops.codegen import write_pipeline
+from nbops.build.builder import build, check_build
+from nbops.build.codegen import write_pipeline
+from nbops.build.hints import NotebookTypes, field_type, notebook_types
+from nbops.build.service import SERVICE_FILES, render_service, write_service
 from nbops.errors import PipelineError
-from nbops.hints import NotebookTypes, field_type, notebook_types
-from nbops.notebook import load_notebook
-from nbops.python_source import cell_python
-from nbops.runner import Home
-from nbops.service import SERVICE_FILES, render_service, write_service
+from nbops.model.analysis import analyse
+from nbops.model.notebook import load_notebook
+from nbops.model.python_source import cell_python
+from nbops.run.home import Home
 
 ROOT = Path(__file__).resolve().parent.parent
 Cells = list[tuple[str, list[str]] | str]

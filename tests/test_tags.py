@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nbops.analysis import analyse
-from nbops.diagnostic import Diagnostic, Severity
-from nbops.notebook import Cell, notebook_from_dict
-from nbops.tags import (
+from nbops.model.analysis import analyse
+from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.notebook import Cell, notebook_from_dict
+from nbops.model.tags import (
     CellTags,
     Role,
     did_you_mean,

@@ -14,13 +14,13 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from markupsafe import escape
 
-from nbops import deploy
-from nbops.magics import MagicLine, MagicUsage, parse_line
-from nbops.runner import Home
-from nbops.server.jobs import JobRegistry
-from nbops.server.operations import lineage_of_file
-from nbops.service_process import free_port
-from nbops.widgets import DeployPanel, LineageView
+from nbops.deploy import local as deploy
+from nbops.deploy.processes import free_port
+from nbops.lab.magics import MagicLine, MagicUsage, parse_line
+from nbops.lab.server.jobs import JobRegistry
+from nbops.lab.server.operations import lineage_of_file
+from nbops.lab.widgets import DeployPanel, LineageView
+from nbops.run.home import Home
 
 MODEL = [
     ("factor = 2  # how <b>steep</b>", ["parameters"]),

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from nbops.errors import NbopsError
-from nbops.runner import Home
-from nbops.server.jobs import Job, JobNotFound, JobRegistry, Outcome
-from nbops.server.paths import home_for_notebook, running_server_root, server_home
-from nbops.state import StepRecord
+from nbops.lab.server.jobs import Job, JobNotFound, JobRegistry, Outcome
+from nbops.lab.server.paths import home_for_notebook, running_server_root, server_home
+from nbops.run.home import Home
+from nbops.run.state import StepRecord
 
 
 def test_a_deploy_job_records_stages_steps_and_its_outcome() -> None:

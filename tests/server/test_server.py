@@ -23,8 +23,8 @@ from tornado.httpclient import HTTPClientError, HTTPResponse
 from traitlets.config import Config
 
 import nbops
-from nbops.runner import Home
-from nbops.service_process import free_port
+from nbops.deploy.processes import free_port
+from nbops.run.home import Home
 
 NBOPS = str(Path(sys.executable).parent / "nbops")
 Fetch = Callable[..., Awaitable[HTTPResponse]]
@@ -99,7 +99,7 @@ def cli(root: Path, *args: str) -> Any:
 
 
 def test_the_package_points_jupyter_at_the_extension() -> None:
-    assert nbops._jupyter_server_extension_points() == [{"module": "nbops.server"}]
+    assert nbops._jupyter_server_extension_points() == [{"module": "nbops.lab.server"}]
 
 
 # lineage and diagnostics
@@ -443,7 +443,7 @@ async def test_a_deploy_target_that_cannot_be_is_refused(
 @pytest.fixture
 def stopped_afterwards(root: Path) -> Iterator[None]:
     yield
-    from nbops import deploy
+    from nbops.deploy import local as deploy
 
     for row in deploy.status(home=Home(root / ".nbops")):
         if row["status"] == "healthy":

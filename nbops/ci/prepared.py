@@ -1,0 +1,129 @@
+"""The copy of a notebook that `nbops test` runs, and the metrics it reads back from it.
+
+The copy leaves out `skip` cells, tags the parameters cell the way papermill looks for it, keeps
+nbops' cell ids, and gains one cell, right after the last metrics cell, that prints the metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import NotebookChanged
+from nbops.model.notebook import Notebook
+from nbops.model.pipeline import Pipeline
+from nbops.model.tags import Role, read_cell_tags
+
+PARAMETERS_TAG = "parameters"  # where papermill injects: after the first cell tagged so
+INJECTED_TAG = "injected-parameters"
+METRICS_TAG = "nbops-metrics"
+METRICS_MARKER = "nbops-metrics:"
+
+# Runs in the kernel right after the last metrics cell, so a later failure cannot hide the
+# metrics. Wrapped in a function and deleted, so it leaves no name behind for later cells.
+READ_METRICS = """\
+# Added by `nbops test` to read the metrics back; not part of the notebook.
+def _nbops_read_metrics(names):
+    import json
+
+    values, problems = {}, {}
+    for name in names:
+        if name not in globals():
+            problems[name] = "is not defined after the metrics cells ran"
+            continue
+        value = globals()[name]
+        try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError(name)
+            values[name] = float(value)
+        except Exception:
+            problems[name] = f"is a {type(value).__name__}, not a number"
+    print("nbops-metrics:", json.dumps({"values": values, "problems": problems}))
+
+
+_nbops_read_metrics(__NAMES__)
+del _nbops_read_metrics
+"""
+
+
+def prepare_copy(node: Any, pipeline: Pipeline) -> Any:
+    """The notebook papermill runs: skip cells left out, the parameters cell tagged the way
+    papermill finds it, cell ids those of nbops' model, and the metrics read-back cell added."""
+    import nbformat
+
+    notebook = pipeline.notebook
+    prepared = nbformat.v4.new_notebook(metadata=copy.deepcopy(node.metadata))  # type: ignore[no-untyped-call]
+    prepared.metadata["nbops"] = {"notebook": notebook.path, "sha256": notebook.sha256}
+    last_metrics = max((ref.index for ref in pipeline.metrics.cells), default=None)
+    tagged = False
+    for cell, raw in zip(notebook.cells, node.cells, strict=True):
+        tags = read_cell_tags(cell) if cell.is_code else None
+        if tags is not None and tags.role is Role.SKIP:
+            continue
+        added = copy.deepcopy(raw)
+        added["id"] = cell.id
+        if tags is not None and tags.role is Role.PARAMETERS and not tags.injected and not tagged:
+            _add_tag(added, PARAMETERS_TAG)  # `#| nbops: parameters`, Kale's pipeline-parameters
+            tagged = True
+        prepared.cells.append(added)
+        if cell.index == last_metrics and pipeline.metrics.names:
+            prepared.cells.append(_metrics_cell(pipeline.metrics.names, notebook))
+    return prepared
+
+
+def _add_tag(cell: Any, tag: str) -> None:
+    tags = cell.metadata.get("tags")
+    tags = tags if isinstance(tags, list) else []
+    if tag not in tags:  # the schema wants tags unique
+        cell.metadata["tags"] = [*tags, tag]
+
+
+def _metrics_cell(names: Sequence[str], notebook: Notebook) -> Any:
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(READ_METRICS.replace("__NAMES__", json.dumps(list(names))))  # type: ignore[no-untyped-call]
+    taken = {c.id for c in notebook.cells}
+    candidates = itertools.chain([METRICS_TAG], (f"{METRICS_TAG}-{n}" for n in itertools.count(2)))
+    cell.id = next(candidate for candidate in candidates if candidate not in taken)
+    cell.metadata["tags"] = [METRICS_TAG]
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    return cell
+
+
+def read_node(notebook: Notebook) -> Any:
+    """The notebook file as an nbformat v4 node, checked to be the bytes nbops analysed."""
+    import nbformat
+
+    raw = Path(notebook.path).read_bytes()
+    if hashlib.sha256(raw).hexdigest() != notebook.sha256:
+        raise NotebookChanged(
+            "changed on disk while nbops test was reading it.",
+            where=notebook.path,
+            fix="Run nbops test again once it is saved.",
+        )
+    with warnings.catch_warnings():  # ids and format were checked when nbops loaded it
+        warnings.simplefilter("ignore")
+        return nbformat.reads(raw.decode("utf-8-sig"), as_version=4)  # type: ignore[no-untyped-call]
+
+
+def read_metrics(executed: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """The values the read-back cell printed; empty when the run stopped before it."""
+    for cell in executed.cells:
+        if METRICS_TAG not in (cell.metadata.get("tags") or []):
+            continue
+        text = "".join(
+            output.get("text", "")
+            for output in cell.get("outputs", [])
+            if output.get("output_type") == "stream" and output.get("name") == "stdout"
+        )
+        for line in text.splitlines():
+            if line.startswith(METRICS_MARKER):
+                data = json.loads(line[len(METRICS_MARKER) :])
+                return dict(data["values"]), dict(data["problems"])
+    return {}, {}

@@ -1,0 +1,244 @@
+"""`nbops deploy`, `status`, `history`, `rollback`, `stop`, `logs`: deployments and their life."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
+
+
+@cli.command()
+@click.argument("target", metavar="NOTEBOOK_OR_BUILD", type=NOTEBOOK)
+@click.option("--name", help="Deployment name.  [default: the notebook's name]")
+@click.option("--port", type=int, help="Stable port of the service.  [default: as before, or 8000]")
+@PARAM
+@click.option(
+    "--target",
+    "where",
+    type=click.Choice(["local", "docker", "k8s"]),
+    default="local",
+    show_default=True,
+    help="local runs it here; docker and k8s use the build's Dockerfile and k8s/ manifests.",
+)
+@format_option("text", "json")
+def deploy(
+    target: str,
+    name: str | None,
+    port: int | None,
+    params: tuple[str, ...],
+    where: str,
+    fmt: str,
+) -> None:
+    """Deploy a notebook (built first, cached) or a build folder. The new version is started
+    beside the one serving, and promoted to the stable URL only once /readyz answers and a smoke
+    request (the notebook's own example call) succeeds; otherwise it is stopped and the old one
+    keeps serving. Exit 1 if the new version failed."""
+    import json
+
+    from nbops.cli.terminal import console
+    from nbops.deploy import local as deploying
+
+    out = console(stderr=fmt == "json")
+
+    def stage(step: str, message: str) -> None:
+        out.print(f"[dim]{step}:[/] {message}", highlight=False)
+
+    if where != "local":
+        from nbops.deploy.remote import remote_deploy
+
+        err = console(stderr=True)
+        say = functools.partial(err.print, highlight=False, markup=False)
+        folder = _build_folder(target, params)
+        sys.exit(remote_deploy(where, folder, name=name, port=port, say=say))
+    if Path(target).is_dir():
+        deployment = deploying.deploy(Path(target), name=name, port=port, on_stage=stage)
+    else:
+        deployment = _deploy_notebook(target, params, name, port, stage, out)
+    if fmt == "json":
+        click.echo(json.dumps(deployment.as_dict(), indent=2))
+    elif deployment.status == "healthy":
+        out.print(f"[green]healthy[/] {deployment.name} v{deployment.version}: {deployment.url}")
+        out.print(f"  docs: {deployment.url}/docs   status: nbops status {deployment.name}")
+        out.print(f"  stop: nbops stop {deployment.name}")
+    else:
+        out.print(
+            f"[bold red]failed[/] {deployment.name} v{deployment.version}: {deployment.reason}"
+        )
+        if deployment.log_tail:
+            out.print(deployment.log_tail, style="dim", markup=False)
+        out.print("the version that was serving (if any) still serves.")
+    sys.exit(0 if deployment.status == "healthy" else 1)
+
+
+def _deploy_notebook(
+    notebook: str,
+    params: tuple[str, ...],
+    name: str | None,
+    port: int | None,
+    stage: Any,
+    out: Any,
+) -> Any:
+    from nbops.cli.terminal import StepProgress
+    from nbops.deploy import local as deploying
+    from nbops.model.analysis import analyse
+    from nbops.model.notebook import load_notebook
+    from nbops.model.parameters import parse_overrides
+
+    pipeline = analyse(load_notebook(notebook))
+    pipeline.raise_for_errors()
+    overrides = parse_overrides(params, pipeline.parameters)
+    with StepProgress([s.name for s in pipeline.steps], out) as progress:
+        return deploying.deploy_notebook(
+            pipeline,
+            parameters=overrides,
+            name=name,
+            port=port,
+            on_stage=stage,
+            listener=progress,
+        )
+
+
+def _build_folder(target: str, params: tuple[str, ...]) -> Path:
+    """A build folder as given, or the notebook built into build/<name> first."""
+    path = Path(target)
+    if path.is_dir():
+        return path
+    from nbops.build import builder as building
+    from nbops.model.analysis import analyse
+    from nbops.model.notebook import load_notebook
+    from nbops.model.parameters import parse_overrides
+
+    pipeline = analyse(load_notebook(target))
+    out = building.default_build_dir(pipeline)
+    building.build(pipeline, out=out, parameters=parse_overrides(params, pipeline.parameters))
+    return out
+
+
+@cli.command()
+@click.argument("name", required=False)
+@format_option("text", "json")
+def status(name: str | None, fmt: str) -> None:
+    """Deployments, checked now: status, version, URL, uptime, health, requests served."""
+    import json
+
+    from nbops.deploy import local as deploying
+
+    rows = deploying.status(name=name)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from nbops.cli.terminal import console, deployments_table
+
+    console().print(deployments_table(rows))
+
+
+@cli.command()
+@click.argument("name")
+@format_option("text", "json")
+def history(name: str, fmt: str) -> None:
+    """Every version of deployment NAME, with its status, build and who started it."""
+    import json
+
+    from nbops.deploy import records
+    from nbops.run.home import Home
+
+    rows = [d.as_dict() for d in records.history(Home.default().db(), name)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from nbops.cli.terminal import console, history_table
+
+    console().print(history_table(name, rows))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--to", "version", type=int, help="The version to serve.  [default: the one before]")
+@format_option("text", "json")
+def rollback(name: str, version: int | None, fmt: str) -> None:
+    """Serve an earlier version of NAME again, health-gated like a deploy. Exit 1 if it fails."""
+    import json
+
+    from nbops.cli.terminal import console
+    from nbops.deploy import local as deploying
+
+    out = console(stderr=fmt == "json")
+    deployment = deploying.rollback(
+        name, to=version, on_stage=lambda s, m: out.print(f"[dim]{s}:[/] {m}", highlight=False)
+    )
+    if fmt == "json":
+        click.echo(json.dumps(deployment.as_dict(), indent=2))
+    else:
+        out.print(f"{deployment.name} v{deployment.version}: {deployment.status}", highlight=False)
+    sys.exit(0 if deployment.status == "healthy" else 1)
+
+
+@cli.command()
+@click.argument("name")
+@format_option("text", "json")
+def stop(name: str, fmt: str) -> None:
+    """Stop deployment NAME: its serving version and its stable port."""
+    import json
+
+    from nbops.deploy import local as deploying
+
+    deployment = deploying.stop(name)
+    data = deployment.as_dict() if deployment else {"name": name, "status": "stopped"}
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"{name}: stopped")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("-n", "--lines", default=50, show_default=True, help="How many lines to show.")
+@format_option("text", "json")
+def logs(name: str, follow: bool, lines: int, fmt: str) -> None:
+    """The log of the version serving NAME (else its newest): JSON lines the service writes."""
+    import json
+
+    from nbops.deploy import records
+    from nbops.deploy.processes import log_tail
+    from nbops.errors import NbopsError
+    from nbops.run.home import Home
+
+    db = Home.default().db()
+    versions = records.history(db, name)
+    row = records.current(db, name) or (versions[-1] if versions else None)
+    if row is None:
+        raise NbopsError(f"nothing named {name!r} was ever deployed.", fix="`nbops status`.")
+    path = Path(row.build_dir) / "service.log"
+    if fmt == "json":
+        text = log_tail(path, lines)
+        click.echo(
+            json.dumps(
+                {"name": name, "version": row.version, "log": str(path), "lines": text.splitlines()}
+            )
+        )
+        return
+    click.echo(log_tail(path, lines))
+    if follow:
+        _follow(path)
+
+
+def _follow(path: Path) -> None:
+    import time
+
+    with open(path, errors="replace") as handle:
+        handle.seek(0, 2)
+        try:
+            while True:
+                line = handle.readline()
+                if line:
+                    click.echo(line, nl=False)
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            return

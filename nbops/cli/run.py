@@ -1,0 +1,138 @@
+"""`nbops run` and `nbops runs`: the pipeline run locally with its cache, and the runs recorded."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nbops.cli.app import NOTEBOOK, PARAM, REQUIRE, cli, format_option
+
+
+@cli.command()
+@click.argument("notebook", type=NOTEBOOK)
+@PARAM
+@REQUIRE
+@click.option("--force", is_flag=True, help="Re-run every step, cached or not.")
+@click.option("--from", "from_step", metavar="STEP", help="Re-run STEP and every step after it.")
+@format_option("text", "json")
+def run(
+    notebook: str,
+    params: tuple[str, ...],
+    gates: tuple[str, ...],
+    force: bool,
+    from_step: str | None,
+    fmt: str,
+) -> None:
+    """Run NOTEBOOK's pipeline locally; steps whose code, parameters and inputs did not change
+    are taken from the cache. Records the run in .nbops/ (see `nbops runs`). Exit 1 if a step
+    fails or a --require gate does not hold."""
+    import json
+
+    from nbops.errors import StepFailed
+    from nbops.model.analysis import analyse
+    from nbops.model.notebook import load_notebook
+    from nbops.model.parameters import parse_overrides
+    from nbops.run.home import Home
+    from nbops.run.runner import run_pipeline
+
+    pipeline = analyse(load_notebook(notebook))
+    overrides = parse_overrides(params, pipeline.parameters)
+    required = _parse_gates(pipeline, gates)
+    home = Home.default()
+    if fmt == "json":
+        try:
+            record = run_pipeline(
+                pipeline, parameters=overrides, force=force, from_step=from_step, home=home
+            )
+        except StepFailed:
+            failed = home.db().runs(str(Path(notebook).resolve()), limit=1)[0]
+            click.echo(json.dumps(failed.as_dict(), indent=2))
+            sys.exit(1)
+        results = _evaluate(required, record.metrics)
+        click.echo(
+            json.dumps({**record.as_dict(), "gates": [r.as_dict() for r in results]}, indent=2)
+        )
+        sys.exit(1 if any(r.failed for r in results) else 0)
+    from nbops.cli.terminal import StepProgress, console, print_failure, run_summary
+
+    out = console()
+    try:
+        with StepProgress([s.name for s in pipeline.steps], out) as progress:
+            record = run_pipeline(
+                pipeline,
+                parameters=overrides,
+                force=force,
+                from_step=from_step,
+                home=home,
+                listener=progress,
+            )
+    except StepFailed as failure:
+        print_failure(failure, notebook)
+        sys.exit(failure.exit_code)
+    out.print(run_summary(record), highlight=False)
+    results = _evaluate(required, record.metrics)
+    for result in results:
+        mark = "[green]passed[/]" if not result.failed else "[bold red]failed[/]"
+        out.print(f"gate {result.gate} {mark}: {result.reason}", highlight=False)
+    sys.exit(1 if any(r.failed for r in results) else 0)
+
+
+def _parse_gates(pipeline: Any, texts: tuple[str, ...]) -> Any:
+    from nbops.ci.gates import check_gate_metrics, parse_gates
+
+    required = parse_gates(texts)
+    check_gate_metrics(required, pipeline.metrics.names, pipeline.notebook.display_name)
+    return required
+
+
+def _evaluate(required: Any, metrics: dict[str, float]) -> Any:
+    from nbops.ci.gates import evaluate_gates
+
+    return evaluate_gates(required, metrics, {})
+
+
+@cli.group(invoke_without_command=True)
+@click.argument("notebook", required=False, type=NOTEBOOK)
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@format_option("text", "json")
+@click.pass_context
+def runs(ctx: click.Context, notebook: str | None, limit: int, fmt: str) -> None:
+    """List recorded runs, newest first (of NOTEBOOK only, if given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from nbops.run.home import Home
+
+    key = str(Path(notebook).resolve()) if notebook else None
+    records = Home.default().db().runs(key, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        return
+    from nbops.cli.terminal import console, runs_table
+
+    console().print(runs_table(records))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@format_option("text", "json")
+def runs_show(run_id: str, fmt: str) -> None:
+    """Show one run: its steps, durations, cache hits, parameters, artifacts and metrics."""
+    import json
+
+    from nbops.errors import NbopsError
+    from nbops.run.home import Home
+
+    record = Home.default().db().run(run_id)
+    if record is None:
+        raise NbopsError(f"no run {run_id!r} is recorded.", fix="`nbops runs` lists them.")
+    if fmt == "json":
+        click.echo(json.dumps(record.as_dict(), indent=2))
+        return
+    from nbops.cli.terminal import console, run_details
+
+    console().print(run_details(record))

@@ -1,0 +1,237 @@
+"""What people see in a terminal: the lineage as a Rich tree, diagnostics as coloured lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.lineage import endpoint_producer
+from nbops.model.pipeline import CellRef, Pipeline
+from nbops.run.state import RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.tree import Tree
+
+STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _cells(refs: tuple[CellRef, ...]) -> str:
+    indexes = ", ".join(str(r.index) for r in refs)
+    return f"cell {indexes}" if len(refs) == 1 else f"cells {indexes}"
+
+
+def lineage_tree(pipeline: Pipeline) -> Tree:
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]{escape(pipeline.notebook.display_name)}[/]")
+    if pipeline.parameters:
+        branch = tree.add("[bold]parameters[/]")
+        for p in pipeline.parameters:
+            help_text = f" [dim]— {escape(p.help)}[/]" if p.help else ""
+            branch.add(f"{p.name} = {escape(repr(p.default))} [dim]({p.type})[/]{help_text}")
+    if pipeline.setup:
+        tree.add(f"[bold]setup[/] [dim]{_cells(pipeline.setup)}[/]")
+    steps = tree.add("[bold]steps[/]")
+    for step in pipeline.steps:
+        node = steps.add(f"[bold cyan]{step.name}[/] [dim]{_cells(step.cells)}[/]")
+        for edge in pipeline.edges:
+            if edge.target == step.name:
+                flow = ", ".join(edge.artifacts) if edge.artifacts else "[dim]after[/]"
+                node.add(f"← {flow} [dim]from[/] {edge.source}")
+        if step.parameters:
+            node.add(f"[dim]parameters:[/] {', '.join(step.parameters)}")
+        if step.outputs:
+            node.add(f"→ {', '.join(step.outputs)}")
+    for endpoint in pipeline.endpoints:
+        node = tree.add(f"[bold green]POST /{endpoint.route}[/] {escape(endpoint.signature())}")
+        for artifact in endpoint.artifacts:
+            producer = endpoint_producer(pipeline, endpoint, artifact)
+            node.add(f"← {artifact} [dim]from[/] {producer}")
+    for test in pipeline.tests:
+        tree.add(f"[bold]test[/] of {test.step or '?'} [dim]{_cells(test.cells)}[/]")
+    if pipeline.metrics.names:
+        names = ", ".join(pipeline.metrics.names)
+        tree.add(f"[bold]metrics[/] {names} [dim]{_cells(pipeline.metrics.cells)}[/]")
+    return tree
+
+
+def print_diagnostics(out: Console, notebook: str, diagnostics: tuple[Diagnostic, ...]) -> None:
+    from rich.markup import escape
+
+    for d in diagnostics:
+        label = f"[{STYLES[d.severity]}]{d.severity.value}[/]"
+        out.print(f"{label} {escape(d.location(notebook))}: {escape(d.message)}")
+        if d.fix:
+            out.print(f"  [dim]fix:[/] {escape(d.fix)}")
+
+
+def summary_line(pipeline: Pipeline) -> str:
+    errors = sum(1 for d in pipeline.diagnostics if d.is_error)
+    warnings = sum(1 for d in pipeline.diagnostics if d.severity is Severity.WARNING)
+    parts = [
+        _count(len(pipeline.steps), "step"),
+        _count(len(pipeline.endpoints), "endpoint"),
+        _count(errors, "error"),
+        _count(warnings, "warning"),
+    ]
+    return f"{pipeline.notebook.display_name}: " + ", ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+class StepProgress:
+    """One line per step: a spinner while it runs, then how it ended (ran in 1.2s, cached)."""
+
+    def __init__(self, steps: list[str], out: Console) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        self.progress = Progress(
+            SpinnerColumn(finished_text=" "),
+            TextColumn("{task.description}"),
+            console=out,
+        )
+        width = max((len(name) for name in steps), default=0)
+        self.labels = {name: name.ljust(width) for name in steps}
+        self.tasks = {
+            name: self.progress.add_task(f"[dim]{label}  waiting[/]", total=1, start=False)
+            for name, label in self.labels.items()
+        }
+
+    def __enter__(self) -> StepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, step: str, event: str, record: StepRecord) -> None:
+        task = self.tasks[step]
+        if event == "start":
+            self.progress.start_task(task)
+            self.progress.update(task, description=f"[bold]{self.labels[step]}[/]  running")
+            return
+        outcome = {
+            "ran": f"[green]ran[/] in {record.duration_s:.2f}s",
+            "cached": "[cyan]cached[/]",
+            "failed": "[bold red]failed[/]",
+        }.get(record.status, record.status)
+        label = self.labels[step]
+        self.progress.update(task, description=f"[bold]{label}[/]  {outcome}", completed=1)
+
+
+def run_summary(record: RunRecord) -> str:
+    counts = {s: sum(1 for step in record.steps if step.status == s) for s in ("ran", "cached")}
+    seconds = (record.ended_at or record.started_at) - record.started_at
+    text = (
+        f"run {record.run_id} {record.status}: {counts['ran']} ran, {counts['cached']} cached, "
+        f"{seconds:.1f}s"
+    )
+    if record.metrics:
+        text += "; " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
+    return text
+
+
+def runs_table(records: list[RunRecord]) -> Table:
+    import datetime
+
+    from rich.table import Table
+
+    table = Table("run", "notebook", "status", "started", "steps", "metrics", box=None)
+    for record in records:
+        started = datetime.datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        ran = sum(1 for s in record.steps if s.status == "ran")
+        cached = sum(1 for s in record.steps if s.status == "cached")
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
+        style = {"succeeded": "green", "failed": "red"}.get(record.status, "yellow")
+        table.add_row(
+            record.run_id,
+            Path(record.notebook).name,
+            f"[{style}]{record.status}[/]",
+            started,
+            f"{ran} ran, {cached} cached",
+            metrics,
+        )
+    return table
+
+
+def run_details(record: RunRecord) -> Table:
+    from rich.table import Table
+
+    table = Table("step", "status", "seconds", "outputs (sha256)", title=run_summary(record))
+    for step in record.steps:
+        outputs = ", ".join(f"{n} {a.sha256[:12]}" for n, a in step.outputs.items())
+        table.add_row(step.name, step.status, f"{step.duration_s:.2f}", outputs)
+    if record.parameters:
+        table.caption = "parameters: " + ", ".join(
+            f"{k}={v!r}" for k, v in record.parameters.items()
+        )
+    return table
+
+
+def deployments_table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table("name", "version", "status", "url", "uptime", "health", "requests", box=None)
+    for row in rows:
+        state = "dead" if row["health"] == "dead" else row["status"]
+        style = {"healthy": "green", "failed": "red", "dead": "bold red"}.get(state, "yellow")
+        uptime = f"{row['uptime_s']:.0f}s" if row.get("uptime_s") is not None else "-"
+        served = f"{row['requests']:.0f}" if row.get("requests") is not None else "-"
+        table.add_row(
+            row["name"],
+            f"v{row['version']}",
+            f"[{style}]{state}[/]",
+            row["url"] or "-",
+            uptime,
+            row["health"],
+            served,
+        )
+    if not rows:
+        table.caption = "nothing deployed yet: nbops deploy NOTEBOOK"
+    return table
+
+
+def history_table(name: str, rows: list[dict[str, Any]]) -> Table:
+    import datetime
+
+    from rich.table import Table
+
+    table = Table("version", "status", "build", "created", "started by", "reason", title=name)
+    for row in rows:
+        created = datetime.datetime.fromtimestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        mark = " (current)" if row["current"] else ""
+        table.add_row(
+            f"v{row['version']}{mark}",
+            row["status"],
+            row["build_id"],
+            created,
+            row["started_by"],
+            row["reason"] or "",
+        )
+    return table
+
+
+def print_failure(failure: Any, notebook: str) -> None:
+    from rich.markup import escape
+
+    from nbops.errors import StepFailed
+
+    err = console(stderr=True)
+    err.print(f"[bold red]error:[/] {escape(failure.where)}: {escape(failure.message)}")
+    if failure.details:
+        err.print(escape(failure.details.rstrip()), style="dim")
+    err.print(f"  [dim]fix:[/] {escape(failure.fix)}")
+    if isinstance(failure, StepFailed):
+        err.print(f"  [dim]resume:[/] nbops run {escape(notebook)}")

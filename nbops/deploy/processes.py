@@ -1,0 +1,163 @@
+"""Service processes of deployments: start detached, wait until ready, smoke-test, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbops.run.pids import pid_alive
+
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class NotHealthy(Exception):
+    """The new version did not start, become ready, or answer its smoke request."""
+
+    reason: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_detached(argv: list[str], *, cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """A process in its own session, so it outlives the command that started it."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def start_service(build_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--app-dir", str(build_dir)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    return start_detached(argv, cwd=build_dir, log_path=log_path)
+
+
+def start_proxy(name: str, port: int, db: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "nbops.deploy.proxy", name, "--port", str(port), "--db", str(db)]
+    return start_detached(argv, cwd=db.parent, log_path=log_path)
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], url: str, timeout: float = READY_TIMEOUT_S
+) -> None:
+    """Until `/readyz` answers 200; a process that exits or a timeout is NotHealthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            raise NotHealthy(f"the service exited with code {code} before it was ready")
+        status, body = get(f"{url}/readyz")
+        if status == 200:
+            return
+        if status is not None:
+            # The service answers only once its start-up (loading and checking artifacts) is
+            # over, so a first answer that is not 200 is final: no point waiting it out.
+            raise NotHealthy(f"/readyz answered {status}: {body[:300]}")
+        time.sleep(0.1)
+    raise NotHealthy(f"not ready after {timeout:.0f} s (no answer from /readyz)")
+
+
+def wait_listening(process: subprocess.Popen[bytes], url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NotHealthy(f"the proxy exited with code {process.returncode}")
+        if get(url)[0] is not None:
+            return
+        time.sleep(0.05)
+    raise NotHealthy(f"the proxy did not listen within {timeout:.0f} s")
+
+
+def smoke(url: str, route: str, body: dict[str, Any], api_key: str | None) -> None:
+    status, text = post(f"{url}/{route}", body, api_key)
+    if status != 200:
+        raise NotHealthy(
+            f"smoke request POST /{route} {json.dumps(body)[:200]} answered {status}: {text[:300]}"
+        )
+
+
+def get(url: str, api_key: str | None = None) -> tuple[int | None, str]:
+    return _request(urllib.request.Request(url), api_key)
+
+
+def post(url: str, body: Any, api_key: str | None = None) -> tuple[int | None, str]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    return _request(request, api_key)
+
+
+def _request(request: urllib.request.Request, api_key: str | None) -> tuple[int | None, str]:
+    if api_key:
+        request.add_header("X-API-Key", api_key)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None, ""
+
+
+def stop(pid: int | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process's group (uvicorn finishes in-flight requests), then SIGKILL."""
+    if not pid_alive(pid):
+        return
+    assert pid is not None
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child's exit status, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

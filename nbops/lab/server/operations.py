@@ -1,0 +1,221 @@
+"""What the REST API and the widgets do: the calls the CLI makes, with progress going to a Job.
+
+Checks that can fail at once (analysis errors, unknown parameters, a bad name) run before a job
+exists, so the caller gets the error in its answer rather than as a failed job a moment later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import NbopsError, NotebookNotFound, ParameterError, StepFailed
+from nbops.lab.server.jobs import Job, JobRegistry, Outcome
+from nbops.model.notebook import Notebook
+from nbops.model.pipeline import Pipeline
+from nbops.run.home import Home
+
+# A deployment's name becomes a folder under .nbops/deployments/: no separators, no dot-dot.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class DeploymentNotFound(NbopsError):
+    """No deployment of that name was ever recorded."""
+
+
+class InvalidTarget(NbopsError):
+    """A deployment name that cannot name a folder safely, or a port number that cannot be."""
+
+
+def lineage_of_file(notebook: Path, label: str) -> dict[str, Any]:
+    """`nbops lineage --format json` of a file; `label` is the path the JSON names."""
+    from nbops.model.analysis import analyse
+    from nbops.model.lineage import lineage_dict
+
+    return lineage_dict(analyse(_read(notebook, label)))
+
+
+def lineage_of_content(content: dict[str, Any], label: str) -> dict[str, Any]:
+    """The same JSON for a notebook's current content, unsaved edits included."""
+    from nbops.model.analysis import analyse
+    from nbops.model.lineage import lineage_dict
+    from nbops.model.notebook import notebook_from_dict
+
+    return lineage_dict(analyse(notebook_from_dict(content, label)))
+
+
+def start_deploy(
+    registry: JobRegistry,
+    notebook: Path,
+    label: str,
+    *,
+    home: Home,
+    via: str,
+    name: str | None = None,
+    port: int | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Job:
+    """`nbops deploy NOTEBOOK` as a job; its result is the deployment, as `nbops status` shows."""
+    from nbops.deploy import local as deploy
+
+    check_name(name)
+    check_port(port)
+    pipeline = _runnable(notebook, label)
+    overrides = parameter_values(parameters, pipeline)
+
+    def work(job: Job) -> Outcome:
+        deployment = deploy.deploy_notebook(
+            pipeline,
+            parameters=overrides,
+            name=name,
+            port=port,
+            home=home,
+            via=via,
+            on_stage=job.on_stage,
+            listener=job.on_step,
+            # Beside the state db, in the server's root, as the CLI run from there would.
+            out=home.root.parent / "build" / pipeline.notebook.name,
+        )
+        job.add_log(deployment.log_tail)
+        healthy = deployment.status == "healthy"
+        reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
+        return Outcome(healthy, with_metrics(deployment.as_dict(), home), reason)
+
+    return registry.submit("deploy", label, work, steps=[s.name for s in pipeline.steps])
+
+
+def start_run(
+    registry: JobRegistry,
+    notebook: Path,
+    label: str,
+    *,
+    home: Home,
+    parameters: dict[str, Any] | None = None,
+) -> Job:
+    """`nbops run NOTEBOOK` as a job; its result is the run record, failed or not."""
+    from nbops.run.runner import run_pipeline
+
+    pipeline = _runnable(notebook, label)
+    overrides = parameter_values(parameters, pipeline)
+
+    def work(job: Job) -> Outcome:
+        try:
+            record = run_pipeline(pipeline, parameters=overrides, home=home, listener=job.on_step)
+        except StepFailed as failure:
+            job.add_log(failure.details)
+            failed = home.db().runs(str(Path(pipeline.notebook.path).resolve()), limit=1)
+            return Outcome(False, failed[0].as_dict() if failed else None, failure.render())
+        return Outcome(True, record.as_dict())
+
+    return registry.submit("run", label, work, steps=[s.name for s in pipeline.steps])
+
+
+def start_rollback(
+    registry: JobRegistry, name: str, *, home: Home, via: str, to: int | None = None
+) -> Job:
+    """`nbops rollback NAME [--to V]` as a job; its result is the deployment brought back."""
+    from nbops.deploy import local as deploy
+
+    _known(name, home)
+
+    def work(job: Job) -> Outcome:
+        deployment = deploy.rollback(name, to=to, home=home, via=via, on_stage=job.on_stage)
+        job.add_log(deployment.log_tail)
+        healthy = deployment.status == "healthy"
+        reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
+        return Outcome(healthy, with_metrics(deployment.as_dict(), home), reason)
+
+    return registry.submit("rollback", name, work)
+
+
+def stop(name: str, *, home: Home) -> dict[str, Any]:
+    """`nbops stop NAME --format json`."""
+    from nbops.deploy import local as deploy
+
+    _known(name, home)
+    deployment = deploy.stop(name, home=home)
+    return deployment.as_dict() if deployment else {"name": name, "status": "stopped"}
+
+
+def deployments(home: Home) -> list[dict[str, Any]]:
+    """`nbops status --format json`, each with its run's metrics and its `nbops history`."""
+    from nbops.deploy import local as deploy
+    from nbops.deploy import records
+
+    db = home.db()
+    rows = []
+    for row in deploy.status(home=home):
+        versions = [with_metrics(d.as_dict(), home) for d in records.history(db, row["name"])]
+        rows.append({**with_metrics(row, home), "history": versions})
+    return rows
+
+
+def with_metrics(deployment: dict[str, Any], home: Home) -> dict[str, Any]:
+    """The deployment with the metrics of the run its build came from ({} if none is known)."""
+    run_id = deployment.get("run_id")
+    record = home.db().run(run_id) if run_id else None
+    return {**deployment, "metrics": record.metrics if record else {}}
+
+
+def parameter_values(values: Any, pipeline: Pipeline) -> dict[str, Any]:
+    """JSON parameter values, checked as `-p NAME=VALUE` is: each JSON value is a literal."""
+    from nbops.model.parameters import parse_overrides
+
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ParameterError(
+            "parameters must be a JSON object of name: value.", fix='Send {"n_estimators": 200}.'
+        )
+    return parse_overrides(tuple(f"{k}={v!r}" for k, v in values.items()), pipeline.parameters)
+
+
+def check_name(name: str | None) -> None:
+    if name is not None and not NAME.fullmatch(name):
+        raise InvalidTarget(
+            f"{name!r} cannot name a deployment.",
+            fix="Use letters, digits, '_', '.' and '-' (64 at most), starting with a letter or "
+            "digit.",
+        )
+
+
+def check_port(port: int | None) -> None:
+    if port is not None and not 1 <= port <= 65535:
+        raise InvalidTarget(f"{port} is not a port number.", fix="Use one from 1 to 65535.")
+
+
+def _runnable(notebook: Path, label: str) -> Pipeline:
+    """The analysed notebook, refused (as `nbops run` refuses it) when analysis finds errors.
+
+    Its path is the absolute one, as the CLI records runs by (`nbops runs NOTEBOOK` finds them).
+    """
+    from nbops.model.analysis import analyse
+
+    pipeline = analyse(dataclasses.replace(_read(notebook, label), path=str(notebook.resolve())))
+    pipeline.raise_for_errors()
+    return pipeline
+
+
+def _read(notebook: Path, label: str) -> Notebook:
+    """The notebook file, named `label` in messages: the path the caller knows, which for a
+    browser is not where the file sits on the server's disk."""
+    from nbops.model.notebook import parse_notebook
+
+    if not notebook.is_file():
+        raise NotebookNotFound(
+            "no such notebook file." if not notebook.exists() else "is a folder, not a notebook.",
+            where=label,
+            fix="Check the path; nbops takes the path of an .ipynb file.",
+        )
+    return parse_notebook(notebook.read_bytes(), label)
+
+
+def _known(name: str, home: Home) -> None:
+    from nbops.deploy import records
+
+    if not records.history(home.db(), name):
+        raise DeploymentNotFound(
+            f"nothing named {name!r} was ever deployed.", fix="`nbops status` lists them."
+        )

@@ -1,0 +1,460 @@
+"""Static analysis: a Notebook in, the Pipeline model out. Reads no file and runs no user code."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import difflib
+from collections.abc import Iterable
+from dataclasses import replace
+
+from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.endpoints import read_endpoints
+from nbops.model.notebook import Notebook
+from nbops.model.parameters import read_parameters
+from nbops.model.pipeline import CellRef, Edge, Endpoint, Metrics, Parameter, Pipeline, Step, Test
+from nbops.model.sections import (
+    CodeCell,
+    Section,
+    SectionNames,
+    Use,
+    group_sections,
+    read_cells,
+    section_names,
+    untagged_diagnostics,
+)
+from nbops.model.tags import Role
+
+# Names a Jupyter kernel defines before the first cell runs.
+KERNEL_NAMES = frozenset(
+    {"get_ipython", "display", "In", "Out", "exit", "quit", "_", "__", "___", "_i", "_ii"}
+    | {"_iii", "_oh", "_dh", "_ih"}
+)
+BUILTIN_NAMES = frozenset(dir(builtins)) | KERNEL_NAMES
+
+
+def analyse(notebook: Notebook) -> Pipeline:
+    """Build the Pipeline model of a notebook; every problem found becomes a diagnostic."""
+    return _Analysis(notebook).run()
+
+
+class _Analysis:
+    def __init__(self, notebook: Notebook) -> None:
+        self.notebook = notebook
+        self.cells = read_cells(notebook)
+        self.sections = group_sections(self.cells)
+        self.imported = frozenset(n for code in self.cells for n in code.names.imports)
+        self.names = {id(s): section_names(s, self.imported) for s in self.sections}
+        self.diagnostics: list[Diagnostic] = list(notebook.notes)
+        self.parameters: tuple[Parameter, ...] = ()
+        self.globals: set[str] = set(BUILTIN_NAMES)
+        self.latest: dict[str, str] = {}  # name -> the step that last wrote it
+        self.producers: dict[str, dict[str, str]] = {}  # step -> its inputs' producers
+        self.consumed: dict[str, set[str]] = {}  # step -> its names read downstream
+        self.steps: list[Step] = []
+        self.step_sections: dict[str, Section] = {}
+        self.tests: list[Test] = []
+        self.metrics = Metrics()
+        self.endpoints: list[Endpoint] = []
+        self.opaque = False
+
+    def run(self) -> Pipeline:
+        for code in self.cells:
+            self.diagnostics.extend(code.tags.diagnostics)
+            if code.python.syntax_error and code.tags.role is not Role.SKIP:
+                self._syntax_error(code)
+        self._read_parameters()
+        self._read_setup()
+        self._name_steps()
+        for section in self.sections:
+            self._visit(section)
+        edges = self._edges()
+        self._check_unused_outputs(edges)
+        steps = tuple(self._with_outputs(step) for step in self.steps)
+        return Pipeline(
+            notebook=self.notebook,
+            parameters=self.parameters,
+            setup=tuple(ref for s in self._sections(Role.SETUP) for ref in _refs(s)),
+            steps=steps,
+            edges=edges,
+            endpoints=tuple(self.endpoints),
+            tests=tuple(self.tests),
+            metrics=self.metrics,
+            diagnostics=tuple(sorted(self.diagnostics, key=_diagnostic_order)),
+            cells=self.cells,
+        )
+
+    def _sections(self, role: Role | None) -> list[Section]:
+        return [s for s in self.sections if s.role is role]
+
+    # parameters and setup: names every step can read
+
+    def _read_parameters(self) -> None:
+        sections = self._sections(Role.PARAMETERS)
+        declared = [s for s in sections if not s.injected]
+        for extra in declared[1:]:
+            self._add(
+                extra.first,
+                1,
+                "there is more than one parameters cell; papermill injects after the first only.",
+                "Merge the parameters into one cell.",
+            )
+        # Every declared cell is read, so a second one is one error rather than many.
+        used = declared + [s for s in sections if s.injected]
+        cells = tuple(code for section in used for code in section.cells)
+        self.parameters, problems = read_parameters(cells)
+        self.diagnostics.extend(problems)
+        self.globals.update(p.name for p in self.parameters)
+
+    def _read_setup(self) -> None:
+        for section in self._sections(Role.SETUP):
+            names = self.names[id(section)]
+            self.opaque |= names.opaque
+            for name, use in names.reads.items():
+                if name not in self.globals:
+                    self._unresolved(name, use, section, setup=True)
+            self.globals.update(names.writes)
+
+    # steps, tests and metrics in notebook order
+
+    def _name_steps(self) -> None:
+        seen: set[str] = set()
+        renamed: list[Section] = []
+        for section in self.sections:
+            name = section.name
+            if section.role is Role.STEP and name is not None:
+                if name in seen:
+                    unique = _unique(name, seen)
+                    self._add(
+                        section.first,
+                        None,
+                        f"step name {name!r} is used twice; nbops calls this one {unique!r}.",
+                        f"Rename it, e.g. 'step:{unique}'.",
+                    )
+                    section = Section(section.role, unique, section.cells)
+                    self.names[id(section)] = section_names(section, self.imported)
+                seen.add(section.name or name)
+            renamed.append(section)
+        self.sections = tuple(renamed)
+
+    def _visit(self, section: Section) -> None:
+        names = self.names[id(section)]
+        if section.role is None:
+            self.diagnostics.extend(untagged_diagnostics(section, before_steps=not self.steps))
+        elif section.role is Role.STEP:
+            self._visit_step(section, names)
+        elif section.role is Role.TEST:
+            self._visit_test(section, names)
+        elif section.role is Role.METRICS:
+            self._visit_metrics(section, names)
+        elif section.role is Role.SERVE:
+            self._visit_serve(section, names)
+        if section.role is not Role.STEP:
+            self._check_after_outside_step(section)
+
+    def _visit_step(self, section: Section, names: SectionNames) -> None:
+        assert section.name is not None
+        self.opaque |= names.opaque
+        inputs = self._resolve(section, names)
+        self.producers[section.name] = inputs
+        parameter_names = {p.name for p in self.parameters}
+        read = set(names.reads) | set(names.deferred)
+        step = Step(
+            name=section.name,
+            cells=_refs(section),
+            reads=_without_builtins([*names.reads, *names.deferred]),
+            writes=tuple(names.writes),
+            inputs=tuple(inputs),
+            parameters=tuple(p.name for p in self.parameters if p.name in read & parameter_names),
+            after=tuple(dict.fromkeys(name for name, _ in section.after)),
+            files_written=names.files,
+        )
+        self.steps.append(step)
+        self.step_sections[step.name] = section
+        self.latest.update(dict.fromkeys(names.writes, step.name))
+
+    def _visit_test(self, section: Section, names: SectionNames) -> None:
+        target = section.name or (self.steps[-1].name if self.steps else None)
+        if section.name is None and target is None:
+            self._add(
+                section.first,
+                None,
+                "this test cell comes before any step, so there is no step above it to test.",
+                "Tag it 'test:<step>' to name the step it checks, or move it below that step.",
+            )
+        elif section.name is not None and section.name not in self._step_names():
+            self._unknown_step(section.first, section.name, f"test:{section.name}")
+        inputs = self._resolve(section, names)
+        self.tests.append(
+            Test(target, _refs(section), _without_builtins(names.reads), tuple(inputs.items()))
+        )
+
+    def _visit_metrics(self, section: Section, names: SectionNames) -> None:
+        inputs = self._resolve(section, names)
+        bare = [
+            n
+            for code in section.cells
+            for n in _bare_names(code)
+            if n in names.reads or n in names.writes
+        ]
+        found = tuple(dict.fromkeys([*names.writes, *bare]))
+        self.metrics = Metrics(
+            names=tuple(dict.fromkeys([*self.metrics.names, *found])),
+            cells=(*self.metrics.cells, *_refs(section)),
+            reads=_without_builtins([*self.metrics.reads, *names.reads]),
+            inputs=tuple({**dict(self.metrics.inputs), **inputs}.items()),
+        )
+        if not found:
+            self._add(
+                section.first,
+                None,
+                "this metrics cell records no value.",
+                "Assign each metric to a name, e.g. 'accuracy = float(score)'.",
+                Severity.WARNING,
+            )
+
+    def _visit_serve(self, section: Section, names: SectionNames) -> None:
+        self.opaque |= names.opaque
+        self._resolve(section, names, deferred=False)  # serve functions are checked one by one
+        taken = {e.route for e in self.endpoints}
+        endpoints, problems = read_endpoints(section, names, self._resolve_for_endpoint, taken)
+        self.endpoints.extend(
+            replace(e, inputs=tuple((a, self.latest[a]) for a in e.artifacts)) for e in endpoints
+        )
+        self.diagnostics.extend(problems)
+
+    def _step_names(self) -> set[str]:
+        return {s.name for s in self.sections if s.role is Role.STEP and s.name}
+
+    # name resolution
+
+    def _resolve(
+        self, section: Section, names: SectionNames, deferred: bool = True
+    ) -> dict[str, str]:
+        """The artifacts a section reads, each with the step that made it; unknowns reported."""
+        artifacts: dict[str, str] = {}
+        reads = [(name, use, False) for name, use in names.reads.items()]
+        if deferred:
+            reads += [(name, use, True) for name, use in names.deferred.items()]
+        for name, use, in_function in reads:
+            producer = self.latest.get(name)
+            if producer is not None:
+                self.consumed.setdefault(producer, set()).add(name)
+                artifacts[name] = producer
+            elif name not in self.globals and not self.opaque:
+                self._unresolved(name, use, section, deferred=in_function)
+        return artifacts
+
+    def _resolve_for_endpoint(self, name: str) -> str | None:
+        """`step`, `global` or None: where a serve function's free name comes from."""
+        producer = self.latest.get(name)
+        if producer is not None:
+            self.consumed.setdefault(producer, set()).add(name)
+            return "step"
+        return "global" if name in self.globals or self.opaque else None
+
+    def _unresolved(
+        self,
+        name: str,
+        use: Use,
+        section: Section,
+        *,
+        setup: bool = False,
+        deferred: bool = False,
+    ) -> None:
+        writer = self._writer_elsewhere(name, use.code)
+        if setup and writer is not None and writer.tags.role is Role.STEP:
+            message = (
+                f"the setup cell reads {name!r}, which step {writer.tags.name!r} "
+                f"(cell {writer.cell.index}) computes; setup runs before every step."
+            )
+            fix = "Move this code into a step, or compute the value in setup itself."
+        elif writer is not None and writer.cell.index > use.code.cell.index:
+            message = (
+                f"{name!r} is read here but only cell {writer.cell.index}, further down, writes it."
+            )
+            fix = f"Move this cell below cell {writer.cell.index}, or compute {name!r} earlier."
+        elif writer is not None:
+            where, role = writer.cell.index, writer.tag or "untagged, so in no step"
+            message = f"{name!r} is read here but only cell {where} ({role}) writes it."
+            fix = f"Tag cell {where} 'setup' or make it a step, so steps can read {name!r}."
+        else:
+            message = f"{name!r} is read but no earlier step, setup or parameters cell writes it."
+            fix = self._spelling_fix(name)
+        if deferred:
+            message = message.replace("is read", "is read inside a function", 1)
+        severity = Severity.WARNING if deferred else Severity.ERROR
+        self._add(use.code, use.line, message, fix, severity, section.tag)
+
+    def _writer_elsewhere(self, name: str, reader: CodeCell) -> CodeCell | None:
+        writers = [c for c in self.cells if c is not reader and name in c.names.writes]
+        earlier = [c for c in writers if c.cell.index < reader.cell.index]
+        if earlier:
+            return earlier[-1]
+        return writers[0] if writers else None
+
+    def _spelling_fix(self, name: str) -> str:
+        known = sorted(set(self.latest) | (self.globals - BUILTIN_NAMES))
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        if close:
+            return f"Did you mean {close[0]!r}?"
+        return "Define it in the setup cell or an earlier step, or check the spelling."
+
+    # edges
+
+    def _edges(self) -> tuple[Edge, ...]:
+        order = {step.name: index for index, step in enumerate(self.steps)}
+        edges: dict[tuple[str, str], Edge] = {}
+        for step in self.steps:
+            producers: dict[str, list[str]] = {}
+            for name, producer in self.producers[step.name].items():
+                producers.setdefault(producer, []).append(name)
+            for producer in sorted(producers, key=order.__getitem__):
+                edges[(producer, step.name)] = Edge(producer, step.name, tuple(producers[producer]))
+        for step in self.steps:
+            for name, code in self.step_sections[step.name].after:
+                self._after_edge(step, name, code, order, edges)
+        return tuple(sorted(edges.values(), key=lambda e: (order[e.target], order[e.source])))
+
+    def _after_edge(
+        self,
+        step: Step,
+        name: str,
+        code: CodeCell,
+        order: dict[str, int],
+        edges: dict[tuple[str, str], Edge],
+    ) -> None:
+        if name not in order:
+            self._unknown_step(code, name, f"after:{name}")
+            return
+        if order[name] < order[step.name]:
+            edges.setdefault((name, step.name), Edge(name, step.name, (), kind="after"))
+            return
+        cycle = self._path(step.name, name, edges) if name != step.name else [name]
+        if cycle:
+            path = " -> ".join([*cycle, step.name])
+            message = f"'after:{name}' makes a cycle: {path}."
+            fix = f"Remove 'after:{name}'; a step cannot wait for one that depends on it."
+        else:
+            message = f"'after:{name}' names a step further down; steps run in notebook order."
+            fix = f"Move step {name!r} above this cell, or drop the tag."
+        self._add(code, None, message, fix, tag=f"after:{name}")
+
+    @staticmethod
+    def _path(start: str, goal: str, edges: dict[tuple[str, str], Edge]) -> list[str]:
+        """A path start -> ... -> goal along the edges, or [] when there is none."""
+        frontier: list[list[str]] = [[start]]
+        seen = {start}
+        while frontier:
+            path = frontier.pop()
+            if path[-1] == goal:
+                return path
+            for source, target in edges:
+                if source == path[-1] and target not in seen:
+                    seen.add(target)
+                    frontier.append([*path, target])
+        return []
+
+    # checks on the whole
+
+    def _check_unused_outputs(self, edges: tuple[Edge, ...]) -> None:
+        ordered_after = {e.source for e in edges if e.kind == "after"}
+        for step in self.steps:
+            if step.writes and not self.consumed.get(step.name) and step.name not in ordered_after:
+                section = self.step_sections[step.name]
+                shown = ", ".join(repr(n) for n in step.writes[:4])
+                more = ", ..." if len(step.writes) > 4 else ""
+                self._add(
+                    section.first,
+                    None,
+                    f"step {step.name!r} writes {shown}{more}, which nothing after it reads.",
+                    "Read its outputs in a later step, test, metrics or serve cell, "
+                    "or tag the cell 'skip' if it is exploration.",
+                    Severity.WARNING,
+                )
+
+    def _check_after_outside_step(self, section: Section) -> None:
+        for name, code in section.after:
+            self._add(
+                code,
+                None,
+                f"'after:{name}' is on a cell that is not part of a step, so it orders nothing.",
+                "Put it on the step's cell.",
+                Severity.WARNING,
+                tag=f"after:{name}",
+            )
+
+    def _with_outputs(self, step: Step) -> Step:
+        used = self.consumed.get(step.name, set())
+        outputs = tuple(n for n in step.writes if n in used)
+        return replace(step, outputs=outputs)
+
+    def _unknown_step(self, code: CodeCell, name: str, tag: str) -> None:
+        known = sorted(self._step_names())
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        listing = ", ".join(known) or "none"
+        fix = f"Did you mean {close[0]!r}?" if close else f"Steps are: {listing}."
+        self._add(code, None, f"{tag!r} names no step.", fix, tag=tag)
+
+    def _syntax_error(self, code: CodeCell) -> None:
+        problem = code.python.syntax_error
+        assert problem is not None
+        self._add(
+            code,
+            problem.line,
+            f"syntax error: {problem.message}; nbops cannot see what this cell reads or writes.",
+            "Fix the syntax (run the cell to see Python's message).",
+        )
+
+    def _add(
+        self,
+        code: CodeCell,
+        line: int | None,
+        message: str,
+        fix: str,
+        severity: Severity = Severity.ERROR,
+        tag: str | None = None,
+    ) -> None:
+        self.diagnostics.append(
+            Diagnostic(
+                severity,
+                message,
+                fix,
+                cell_index=code.cell.index,
+                cell_id=code.cell.id,
+                line=line,
+                tag=tag or code.tag,
+            )
+        )
+
+
+def _without_builtins(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(n for n in dict.fromkeys(names) if n not in BUILTIN_NAMES)
+
+
+def _refs(section: Section) -> tuple[CellRef, ...]:
+    return tuple(CellRef(code.cell.index, code.cell.id) for code in section.cells)
+
+
+def _bare_names(code: CodeCell) -> list[str]:
+    """Kale's metrics style: a line that is just a variable name records it."""
+    return [
+        s.value.id
+        for s in code.python.tree.body
+        if isinstance(s, ast.Expr) and isinstance(s.value, ast.Name)
+    ]
+
+
+def _unique(name: str, seen: set[str]) -> str:
+    number = 2
+    while f"{name}_{number}" in seen:
+        number += 1
+    return f"{name}_{number}"
+
+
+def _diagnostic_order(diagnostic: Diagnostic) -> tuple[int, int, str]:
+    return (
+        diagnostic.cell_index if diagnostic.cell_index is not None else -1,
+        diagnostic.line or 0,
+        diagnostic.message,
+    )

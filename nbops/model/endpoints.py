@@ -1,0 +1,179 @@
+"""Endpoints read from `serve` cells: each public function, its route, signature and artifacts."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from nbops.model.dataflow import FunctionNames
+from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.pipeline import Argument, CellRef, Endpoint
+from nbops.model.sections import CodeCell, Section, SectionNames
+
+# Where a name a serve function reads comes from: "step", "global", or None for nowhere.
+Resolver = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class _Function:
+    code: CodeCell
+    names: FunctionNames
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def read_endpoints(
+    section: Section, names: SectionNames, resolve: Resolver, taken_routes: set[str]
+) -> tuple[list[Endpoint], list[Diagnostic]]:
+    functions = list(_functions(section))
+    public = [f for f in functions if not f.names.name.startswith("_")]
+    problems: list[Diagnostic] = []
+    if not public:
+        problems.append(
+            _problem(
+                section.first,
+                1,
+                "this serve cell defines no function to serve.",
+                "Define one, e.g. 'def predict(features: dict) -> dict:'.",
+            )
+        )
+        return [], problems
+    if section.name and len(public) > 1:
+        listed = ", ".join(f.names.name for f in public)
+        problems.append(
+            _problem(
+                public[1].code,
+                public[1].names.line,
+                f"'serve:{section.name}' names one route but the cell defines "
+                f"{len(public)} functions ({listed}).",
+                "Put each function in its own serve cell, or start helpers' names with '_'.",
+            )
+        )
+    module_artifacts = [n for n in names.reads if resolve(n) == "step"]
+    helpers = {f.names.name: f for f in functions}
+    endpoints: list[Endpoint] = []
+    for function in public[:1] if section.name else public:
+        route = section.name or function.names.name
+        artifacts = _artifacts(function, helpers, names, resolve, problems)
+        if route in taken_routes:
+            problems.append(
+                _problem(
+                    function.code,
+                    function.names.line,
+                    f"route '/{route}' is served by more than one function.",
+                    "Give one of them its own route with 'serve:<route>'.",
+                )
+            )
+            continue
+        taken_routes.add(route)
+        endpoints.append(
+            _endpoint(function, route, section, tuple(dict.fromkeys(module_artifacts + artifacts)))
+        )
+    return endpoints, problems
+
+
+def _functions(section: Section) -> Iterator[_Function]:
+    for code in section.cells:
+        nodes = {
+            node.name: node
+            for node in code.python.tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+        for names in code.names.functions:
+            if names.name in nodes:
+                yield _Function(code, names, nodes[names.name])
+
+
+def _artifacts(
+    function: _Function,
+    helpers: dict[str, _Function],
+    names: SectionNames,
+    resolve: Resolver,
+    problems: list[Diagnostic],
+) -> list[str]:
+    """Step values the function reads when called, through the helpers of its cell too."""
+    artifacts: list[str] = []
+    for name, (owner, line) in _free_names(function, helpers).items():
+        if name in names.writes:
+            continue
+        where = resolve(name)
+        if where == "step":
+            artifacts.append(name)
+        elif where is None:
+            problems.append(
+                _problem(
+                    owner.code,
+                    line,
+                    f"serve function {function.names.name!r} reads {name!r}, "
+                    "which no step produces.",
+                    f"Compute {name!r} in a step above this cell, or define it in this cell.",
+                )
+            )
+    return artifacts
+
+
+def _free_names(
+    function: _Function, helpers: dict[str, _Function]
+) -> dict[str, tuple[_Function, int]]:
+    found: dict[str, tuple[_Function, int]] = {}
+    queue, visited = [function], {function.names.name}
+    while queue:
+        current = queue.pop()
+        for name, line in current.names.free.items():
+            found.setdefault(name, (current, line))
+            if name in helpers and name not in visited:
+                visited.add(name)
+                queue.append(helpers[name])
+    return {n: where for n, where in found.items() if n not in helpers}
+
+
+def _endpoint(
+    function: _Function, route: str, section: Section, artifacts: tuple[str, ...]
+) -> Endpoint:
+    node = function.node
+    return Endpoint(
+        name=node.name,
+        route=route,
+        cells=tuple(CellRef(c.cell.index, c.cell.id) for c in section.cells),
+        arguments=tuple(_arguments(node.args)),
+        returns=ast.unparse(node.returns) if node.returns else None,
+        docstring=ast.get_docstring(node) or "",
+        artifacts=artifacts,
+        line=node.lineno,
+    )
+
+
+def _arguments(args: ast.arguments) -> Iterator[Argument]:
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    defaults += list(args.defaults)
+    for arg, default in zip(positional, defaults, strict=True):
+        kind = "positional_only" if arg in args.posonlyargs else "positional_or_keyword"
+        yield _argument(arg, default, kind)
+    if args.vararg:
+        yield _argument(args.vararg, None, "var_positional")
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        yield _argument(arg, default, "keyword_only")
+    if args.kwarg:
+        yield _argument(args.kwarg, None, "var_keyword")
+
+
+def _argument(arg: ast.arg, default: ast.expr | None, kind: str) -> Argument:
+    return Argument(
+        name=arg.arg,
+        annotation=ast.unparse(arg.annotation) if arg.annotation else None,
+        default=ast.unparse(default) if default is not None else None,
+        kind=kind,
+    )
+
+
+def _problem(code: CodeCell, line: int, message: str, fix: str) -> Diagnostic:
+    return Diagnostic(
+        Severity.ERROR,
+        message,
+        fix,
+        cell_index=code.cell.index,
+        cell_id=code.cell.id,
+        line=line,
+        tag=code.tag,
+    )

@@ -1,0 +1,247 @@
+"""The tag grammar: a cell's tags (metadata or a `#| nbops:` line) read into one typed role."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.notebook import Cell
+
+
+class Role(str, Enum):
+    PARAMETERS = "parameters"
+    SETUP = "setup"
+    STEP = "step"
+    TEST = "test"
+    METRICS = "metrics"
+    SERVE = "serve"
+    SKIP = "skip"
+
+
+# Tags without a name, ours first, then the dialects existing notebooks already use.
+BARE_TAGS: dict[str, Role] = {
+    "parameters": Role.PARAMETERS,
+    "setup": Role.SETUP,
+    "test": Role.TEST,
+    "metrics": Role.METRICS,
+    "serve": Role.SERVE,
+    "skip": Role.SKIP,
+    "pipeline-parameters": Role.PARAMETERS,  # Kale
+    "injected-parameters": Role.PARAMETERS,  # papermill
+    "imports": Role.SETUP,  # Kale
+    "functions": Role.SETUP,  # Kale
+    "pipeline-metrics": Role.METRICS,  # Kale
+    "skip-execution": Role.SKIP,  # nbmake
+}
+
+# Tags of the form `prefix:name`; `after` is not a role but an extra ordering edge.
+AFTER = "after"
+PREFIXED_TAGS: dict[str, Role | str] = {
+    "step": Role.STEP,
+    "block": Role.STEP,  # Kale 1.x
+    "test": Role.TEST,
+    "serve": Role.SERVE,
+    "after": AFTER,
+    "prev": AFTER,  # Kale
+}
+
+OPTION_LINE = re.compile(r"^#\|\s*nbops\s*:\s*(?P<tags>.*)$")
+ROUTE = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+
+
+@dataclass(frozen=True)
+class CellTags:
+    """What a cell's tags say: its role (None when untagged), the name the role takes, extras."""
+
+    role: Role | None = None
+    name: str | None = None
+    tag: str | None = None
+    after: tuple[str, ...] = ()
+    injected: bool = False
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+def option_line_tags(source: str) -> tuple[tuple[str, int], ...]:
+    """Tags written as leading `#| nbops: step:train` lines, with their 1-based line numbers."""
+    found: list[tuple[str, int]] = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        if not line.startswith("#|"):
+            break
+        match = OPTION_LINE.match(line.strip())
+        if match:
+            found.extend((tag, number) for tag in re.split(r"[\s,]+", match["tags"]) if tag)
+    return tuple(found)
+
+
+def read_cell_tags(cell: Cell) -> CellTags:
+    """Read every tag of a cell; problems become diagnostics on the cell, never exceptions."""
+    reader = _TagReader(cell)
+    for tag in cell.tags:
+        reader.read(tag, line=None)
+    for tag, line in option_line_tags(cell.source):
+        reader.read(tag, line=line)
+    return reader.result()
+
+
+class _TagReader:
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+        self.roles: list[tuple[Role, str | None, str, int | None]] = []
+        self.after: list[str] = []
+        self.injected = False
+        self.diagnostics: list[Diagnostic] = []
+
+    def read(self, tag: str, *, line: int | None) -> None:
+        tag = tag.strip()
+        if tag in BARE_TAGS:
+            self.injected |= tag == "injected-parameters"
+            self.roles.append((BARE_TAGS[tag], None, tag, line))
+            return
+        prefix, sep, name = tag.partition(":")
+        if sep and prefix in PREFIXED_TAGS:
+            self._read_prefixed(PREFIXED_TAGS[prefix], prefix, name.strip(), tag, line)
+            return
+        suggestion = did_you_mean(tag)
+        if suggestion:
+            self._warn(
+                f"tag {tag!r} is not an nbops tag, so the cell is treated as untagged.",
+                f"Did you mean {suggestion!r}?",
+                line,
+                tag,
+            )
+
+    def _read_prefixed(
+        self, kind: Role | str, prefix: str, name: str, tag: str, line: int | None
+    ) -> None:
+        if kind is Role.SERVE:
+            if not ROUTE.match(name):
+                self._error(
+                    f"{tag!r} does not name a route.", "Write it like 'serve:predict'.", line, tag
+                )
+                return
+        elif not is_step_name(name):
+            self._error(
+                f"{tag!r}: step names are Python identifiers, and {name!r} is not one.",
+                f"Rename it, e.g. '{prefix}:{suggest_identifier(name)}'.",
+                line,
+                tag,
+            )
+            return
+        if kind == AFTER:
+            self.after.append(name)
+        else:
+            assert isinstance(kind, Role)
+            self.roles.append((kind, name, tag, line))
+
+    def result(self) -> CellTags:
+        roles = self.roles
+        if any(role is Role.SKIP for role, *_ in roles):
+            return CellTags(role=Role.SKIP, tag="skip", diagnostics=tuple(self.diagnostics))
+        if not roles:
+            return CellTags(after=tuple(self.after), diagnostics=tuple(self.diagnostics))
+        self._check_one_role()
+        role, name, tag, _ = roles[0]
+        named = next((n for r, n, _, _ in roles if r is role and n), name)
+        return CellTags(
+            role=role,
+            name=named,
+            tag=tag if named == name else f"{role.value}:{named}",
+            after=tuple(self.after),
+            injected=self.injected,
+            diagnostics=tuple(self.diagnostics),
+        )
+
+    def _check_one_role(self) -> None:
+        """A cell plays one role under one name; a second role or name is an error."""
+        roles = self.roles
+        if len({role for role, *_ in roles}) > 1:
+            names = ", ".join(repr(tag) for _, _, tag, _ in roles)
+            self._error(
+                f"the cell has more than one role ({names}); nbops uses the first.",
+                "Split the cell, or keep one of these tags.",
+                roles[1][3],
+                roles[1][2],
+            )
+            return
+        named = [(name, tag, line) for _, name, tag, line in roles if name]
+        other = next(((t, line) for n, t, line in named if n != named[0][0]), None)
+        if other is not None:
+            tags = ", ".join(repr(tag) for _, tag, _ in named)
+            self._error(
+                f"the cell has more than one name ({tags}); nbops uses {named[0][0]!r}.",
+                "Keep one of these tags, or split the cell.",
+                other[1],
+                other[0],
+            )
+
+    def _warn(self, message: str, fix: str, line: int | None, tag: str) -> None:
+        self._add(Severity.WARNING, message, fix, line, tag)
+
+    def _error(self, message: str, fix: str, line: int | None, tag: str) -> None:
+        self._add(Severity.ERROR, message, fix, line, tag)
+
+    def _add(self, severity: Severity, message: str, fix: str, line: int | None, tag: str) -> None:
+        self.diagnostics.append(
+            Diagnostic(
+                severity,
+                message,
+                fix,
+                cell_index=self.cell.index,
+                cell_id=self.cell.id,
+                line=line,
+                tag=tag,
+            )
+        )
+
+
+def is_step_name(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def suggest_identifier(name: str) -> str:
+    """A valid step name close to `name`: other characters become `_`, a leading digit gets one."""
+    cleaned = re.sub(r"\W+", "_", name.strip())
+    # \w also matches characters Python does not allow in names, such as '²'.
+    cleaned = "".join(c if f"a{c}".isidentifier() else "_" for c in cleaned).strip("_")
+    if not cleaned:
+        return "step"
+    if not cleaned[0].isidentifier() or keyword.iskeyword(cleaned):
+        cleaned = f"_{cleaned}"
+    return cleaned if is_step_name(cleaned) else "step"
+
+
+def did_you_mean(tag: str) -> str | None:
+    """The nbops tag a mistyped one was meant to be, or None when it looks like someone else's."""
+    prefix, sep, name = tag.partition(":")
+    if sep:
+        match = _closest(prefix.lower(), PREFIXED_TAGS)
+        # `skip:exploration`: a tag that takes no name, given one.
+        return f"{match}:{name}" if match else _closest(prefix.lower(), BARE_TAGS)
+    bare = _closest(tag.lower(), BARE_TAGS)
+    if bare is None and tag.lower() in PREFIXED_TAGS:  # `step` alone: a tag that needs a name
+        return f"{tag.lower()}:<name>"
+    return bare
+
+
+def _closest(word: str, known: Mapping[str, object]) -> str | None:
+    """The known tag at most one typo per four of its letters away from `word`, if any."""
+    distances = {tag: _edit_distance(word, tag) for tag in known}
+    near = [tag for tag, d in distances.items() if d <= max(1, len(tag) // 4)]
+    return min(near, key=lambda tag: (distances[tag], tag)) if near else None
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours that turn `a` into `b`."""
+    previous: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        before, previous, row = previous, row, [i] + [0] * len(b)
+        for j, y in enumerate(b, start=1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                row[j] = min(row[j], before[j - 2] + 1)
+    return row[-1]

@@ -1,0 +1,339 @@
+"""The local runner: steps in order, outputs in the artifact store, unchanged steps skipped."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import importlib
+import io
+import json
+import linecache
+import os
+import secrets
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbops.errors import PipelineError, StepFailed
+from nbops.model.pipeline import CellRef, Pipeline, Step
+from nbops.model.plain_python import PlainPython
+from nbops.model.tags import OPTION_LINE
+from nbops.run.home import Home
+from nbops.run.pids import pid_alive
+from nbops.run.state import RunRecord, StateDb, StepRecord, StoredArtifact
+
+# Bumped when what a cache key covers changes, so old entries stop matching.
+CACHE_VERSION = 1
+METRICS_STEP = "metrics"
+
+
+# Called with (step name, event, record): event is "start" or "end".
+Listener = Callable[[str, str, StepRecord], None]
+
+
+@dataclass
+class _Run:
+    pipeline: Pipeline
+    parameters: dict[str, Any]
+    home: Home
+    record: RunRecord
+    db: StateDb
+    listener: Listener
+    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+    setup: dict[str, Any] | None = None
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    parameters: dict[str, Any] | None = None,
+    force: bool = False,
+    from_step: str | None = None,
+    home: Home | None = None,
+    listener: Listener | None = None,
+) -> RunRecord:
+    """Run every step (cached where nothing it depends on changed) and record the run."""
+    pipeline.raise_for_errors()
+    home = home or Home.default()
+    values = {p.name: p.default for p in pipeline.parameters} | (parameters or {})
+    forced_from = _forced_from(pipeline, from_step, force)
+    db = home.db()
+    db.mark_interrupted(pid_alive)
+    record = RunRecord(
+        run_id=_new_run_id(),
+        notebook=str(Path(pipeline.notebook.path).resolve()),
+        notebook_sha256=pipeline.notebook.sha256,
+        status="running",
+        started_at=time.time(),
+        parameters=values,
+        steps=[StepRecord(step.name, "not-run") for step in pipeline.steps],
+        pid=os.getpid(),
+    )
+    db.save_run(record)
+    run = _Run(pipeline, values, home, record, db, listener or (lambda *_: None))
+    try:
+        for position, step in enumerate(pipeline.steps):
+            _run_step(run, step, record.steps[position], force=position >= forced_from)
+        record.metrics = _metrics(run)
+        record.status = "succeeded"
+    except StepFailed as failure:
+        record.status = "failed"
+        record.error = {"message": failure.render(), "details": failure.details}
+        raise
+    finally:
+        record.ended_at = time.time()
+        db.save_run(record)
+    return record
+
+
+def _forced_from(pipeline: Pipeline, from_step: str | None, force: bool) -> int:
+    """The position from which steps re-run whatever the cache says."""
+    if force:
+        return 0
+    if from_step is None:
+        return len(pipeline.steps)
+    names = [s.name for s in pipeline.steps]
+    if from_step not in names:
+        raise PipelineError(
+            f"--from {from_step!r} names no step.", fix=f"Steps are: {', '.join(names)}."
+        )
+    return names.index(from_step)
+
+
+def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None:
+    inputs = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
+    input_hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
+    record.cache_key = _cache_key(run, step.cells, step.parameters, input_hashes)
+    run.listener(step.name, "start", record)
+    cached = None if force else run.db.cached_outputs(record.cache_key)
+    if cached is not None and set(step.outputs) <= set(cached) and _all_stored(run, cached):
+        record.status, record.outputs = "cached", cached
+    else:
+        try:
+            _setup_namespace(run)  # imports are not the first step's time
+            started = time.perf_counter()
+            namespace = _namespace(run, inputs)
+            _execute(run, step.name, step.cells, namespace)
+            record.outputs = _store_outputs(run, step, namespace)
+        except StepFailed:
+            record.status = "failed"
+            run.listener(step.name, "end", record)
+            raise
+        record.duration_s = time.perf_counter() - started
+        record.status = "ran"
+        run.db.remember_outputs(record.cache_key, run.record.notebook, step.name, record.outputs)
+        for name in step.outputs:
+            run.values[(step.name, name)] = namespace[name]
+    run.db.save_run(run.record)
+    run.listener(step.name, "end", record)
+
+
+def _output(run: _Run, step: str, name: str) -> StoredArtifact:
+    for record in run.record.steps:
+        if record.name == step:
+            return record.outputs[name]
+    raise KeyError(f"{step}.{name}")
+
+
+def _all_stored(run: _Run, outputs: dict[str, StoredArtifact]) -> bool:
+    return all(run.home.store.has(a.sha256, a.format) for a in outputs.values())
+
+
+def _cache_key(
+    run: _Run, cells: tuple[CellRef, ...], parameters: tuple[str, ...], inputs: dict[str, str]
+) -> str:
+    source = run.pipeline.notebook.cells
+    material = {
+        "version": CACHE_VERSION,
+        "code": [source[c.index].source for c in cells],
+        "setup": [source[c.index].source for c in run.pipeline.setup],
+        "parameters": {name: repr(run.parameters[name]) for name in parameters},
+        "inputs": inputs,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _namespace(run: _Run, inputs: dict[str, str]) -> dict[str, Any]:
+    """What the step's cells see: setup's names, every parameter, and its inputs."""
+    namespace = dict(_setup_namespace(run))
+    namespace.update(run.parameters)
+    for name, producer in inputs.items():
+        namespace[name] = _value(run, producer, name)
+    return namespace
+
+
+def _setup_namespace(run: _Run) -> dict[str, Any]:
+    """Setup runs once per run, and only when a step has to run (a fully cached run skips it)."""
+    if run.setup is None:
+        namespace: dict[str, Any] = {"__name__": "__main__", "display": display}
+        namespace.update(run.parameters)  # setup may read parameters, as in the notebook
+        _execute(run, "setup", run.pipeline.setup, namespace)
+        run.setup = {k: v for k, v in namespace.items() if k not in run.parameters}
+    return run.setup
+
+
+def display(*objects: Any, **_: Any) -> None:
+    """IPython's `display`, as a plain run shows it: each object's repr, in the step's log."""
+    for obj in objects:
+        print(repr(obj))
+
+
+def _value(run: _Run, producer: str, name: str) -> Any:
+    key = (producer, name)
+    if key not in run.values:
+        stored = _output(run, producer, name)
+        run.values[key] = run.home.store.get(stored.sha256, stored.format)
+    return run.values[key]
+
+
+def _execute(run: _Run, step: str, cells: tuple[CellRef, ...], namespace: dict[str, Any]) -> None:
+    """Run cells as the notebook would; each cell's output is kept (the build's report shows
+    it) and appended to the step's log."""
+    run_dir = run.home.log_dir(run.record.run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / f"{step}.log"
+    for ref in cells:
+        code, imports = _compiled(run.pipeline, ref)
+        namespace.update(imports)
+        failure = None
+        with open(cell_output_path(run_dir, ref), "w") as out, _redirected(out):
+            try:
+                exec(code, namespace)  # the user's own cell, as the notebook runs it
+            except Exception as error:
+                failure = _step_failure(run, step, ref, error, log_path)
+        with open(log_path, "a") as log:
+            log.write(cell_output_path(run_dir, ref).read_text())
+        if failure is not None:
+            raise failure
+
+
+def cell_output_path(run_dir: Path, ref: CellRef) -> Path:
+    return run_dir / f"cell-{ref.index}.out"
+
+
+@contextlib.contextmanager
+def _redirected(log: io.TextIOBase) -> Iterator[None]:
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        yield
+
+
+def cell_filename(pipeline: Pipeline, ref: CellRef) -> str:
+    return f"<{pipeline.notebook.display_name} cell {ref.index}>"
+
+
+def _compiled(pipeline: Pipeline, ref: CellRef) -> tuple[Any, dict[str, Any]]:
+    """The cell as plain Python (the code a build generates), with the cell's line numbers."""
+    source = pipeline.notebook.cells[ref.index].source
+    plain = pipeline.code(ref).plain
+    filename = cell_filename(pipeline, ref)
+    tree = _tree_with_cell_lines(plain, _dropped_lines(source), filename)
+    # Tracebacks then show the cell's own lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    imports = {
+        name or module: getattr(importlib.import_module(module), name)
+        if name
+        else importlib.import_module(module)
+        for module, name in plain.imports
+    }
+    return compile(tree, filename, "exec"), imports
+
+
+def _tree_with_cell_lines(plain: PlainPython, dropped: int, filename: str) -> ast.Module:
+    """The code's tree numbered as the cell's lines: the analysed tree itself for a cell run
+    as written; a fresh parse, moved down, for code after a cell magic or converted."""
+    if plain.syntax is not None and plain.syntax[1] == dropped:
+        return plain.syntax[0]
+    return ast.increment_lineno(ast.parse(plain.code, filename), dropped)
+
+
+def _dropped_lines(source: str) -> int:
+    """How many leading lines plain_python drops: blanks, `#| nbops:` lines, a `%%time` line."""
+    lines = source.split("\n")
+    count = 0
+    while count < len(lines) and (not lines[count].strip() or OPTION_LINE.match(lines[count])):
+        count += 1
+    if count < len(lines) and lines[count].startswith("%%"):
+        return count + 1 + _dropped_lines("\n".join(lines[count + 1 :]))
+    return count
+
+
+def _step_failure(
+    run: _Run, step: str, ref: CellRef, error: Exception, log_path: Path
+) -> StepFailed:
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = cell_filename(run.pipeline, ref)
+    lines = [f.lineno for f in frames if f.filename == ours and f.lineno is not None]
+    user_frames = frames[next((i for i, f in enumerate(frames) if f.filename == ours), 0) :]
+    details = "".join(traceback.format_list(user_frames)) + "".join(
+        traceback.format_exception_only(type(error), error)
+    )
+    line = f" line {lines[-1]}" if lines else ""
+    tag = "setup" if step == "setup" else f"step:{step}"
+    where = f"{run.pipeline.notebook.display_name} cell {ref.index} [{tag}]{line}"
+    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
+    return StepFailed(
+        f"{summary}",
+        where=where,
+        fix=f"Fix the cell and run again: steps before it are cached. (log: {log_path})",
+        details=details,
+    )
+
+
+def _store_outputs(run: _Run, step: Step, namespace: dict[str, Any]) -> dict[str, StoredArtifact]:
+    outputs: dict[str, StoredArtifact] = {}
+    for name in step.outputs:
+        if name not in namespace:
+            raise StepFailed(
+                f"step {step.name!r} did not define {name!r}, which later cells read.",
+                where=f"{run.pipeline.notebook.display_name} cell {step.cells[0].index}",
+                fix="Make sure every path through the step assigns it.",
+            )
+        try:
+            digest, fmt = run.home.store.put(namespace[name])
+        except Exception as error:
+            raise StepFailed(
+                f"step {step.name!r} output {name!r} ({type(namespace[name]).__name__}) cannot "
+                f"be stored: {error}",
+                where=f"{run.pipeline.notebook.display_name} cell {step.cells[0].index}",
+                fix="Turn it into data (a list, a frame), or compute it in the step that uses it.",
+            ) from None
+        outputs[name] = StoredArtifact(digest, fmt)
+    return outputs
+
+
+def _metrics(run: _Run) -> dict[str, float]:
+    """Metric values, cached like a step: their cells, setup, parameters and input hashes."""
+    metrics = run.pipeline.metrics
+    if not metrics.names:
+        return {}
+    inputs = dict(metrics.inputs)
+    hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
+    key = _cache_key(run, metrics.cells, tuple(run.parameters), hashes)
+    cached = run.db.cached_outputs(key)
+    if cached and METRICS_STEP in cached and _all_stored(run, cached):
+        stored = cached[METRICS_STEP]
+        values: dict[str, float] = run.home.store.get(stored.sha256, stored.format)
+        return values
+    namespace = _namespace(run, inputs)
+    _execute(run, METRICS_STEP, metrics.cells, namespace)
+    numbers = {name: _number(namespace.get(name)) for name in metrics.names}
+    values = {name: number for name, number in numbers.items() if number is not None}
+    stored = StoredArtifact(*run.home.store.put(values))
+    run.db.remember_outputs(key, run.record.notebook, METRICS_STEP, {METRICS_STEP: stored})
+    return values
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None  # NaN is not a usable metric
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
