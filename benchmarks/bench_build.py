@@ -1,4 +1,8 @@
-"""Build speed: `nbops build --no-run` on 1,000 cells, this checkout against an earlier commit.
+"""Build speed on 1,000 cells, this checkout against an earlier commit of nbops.
+
+Two rows: the whole `nbops build --no-run` process, and, in one process, analysing the notebook
+and generating the build's files (where "each cell parsed once" shows without the fixed work
+of the HTML report, the generated tests and ruff).
 
 The baseline is nbops itself at `NBOPS_BENCH_BASELINE` (a git ref; default: the last commit
 before the layered package, where every face parsed each cell again). Its `nbops/` and
@@ -9,6 +13,7 @@ and must generate the same pipeline/, service/ and tests/ byte for byte.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +34,8 @@ from measure import (
 from synthetic_notebook import write_synthetic_notebook
 
 NAME = "build"
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 # The flat layout, before "each cell parsed once" (issue 9).
 DEFAULT_BASELINE = "6225380"
 GENERATED = ("pipeline", "service", "tests")
@@ -56,18 +62,41 @@ def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
         samples, baseline_samples = time_processes_side_by_side(
             ours, theirs, cwd=space.folder, env=space.env, runs=runs
         )
+        generated, baseline_generated = _generation(space, runs=max(runs, 5))
+    workload = "synthetic_1000.ipynb (1,000 cells)"
     return [
         Measurement(
             benchmark=NAME,
-            workload="synthetic_1000.ipynb (1,000 cells)",
+            workload=workload,
             measure="whole process, `nbops build --no-run`",
             samples=samples,
             baseline=f"nbops at {ref}",
             baseline_samples=baseline_samples,
             aim="nbops/baseline <= 1.0",
             aim_ratio=1.0,
-        )
+        ),
+        Measurement(
+            benchmark=NAME,
+            workload=workload,
+            measure="in process, analyse + generate package, tests, service, packaging",
+            samples=generated,
+            baseline=f"nbops at {ref}",
+            baseline_samples=baseline_generated,
+            aim="nbops/baseline <= 1.0",
+            aim_ratio=1.0,
+        ),
     ]
+
+
+def _generation(space: _Workspace, *, runs: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """In-process timings from generate_timing.py, run once with each nbops."""
+    script = [sys.executable, str(HERE / "generate_timing.py"), str(space.notebook), str(runs)]
+    ours = json.loads(run_checked(script, cwd=space.folder, env=space.env).stdout)
+    theirs_env = space.env | {"PYTHONPATH": str(space.baseline)}
+    theirs = json.loads(run_checked(script, cwd=space.folder, env=theirs_env).stdout)
+    if ours["files"] != theirs["files"]:
+        raise BenchmarkFailed(f"generated {ours['files']} files, the baseline {theirs['files']}")
+    return tuple(ours["samples"]), tuple(theirs["samples"])
 
 
 def _workspace(folder: Path, ref: str) -> _Workspace:
