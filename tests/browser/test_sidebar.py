@@ -137,6 +137,16 @@ def graph_scale(page: Any) -> float:
     return float(graph_frame(page).get_attribute("data-scale"))
 
 
+def wait_scale_change(page: Any, old: float) -> float:
+    """The graph's scale once a zoom is drawn (React renders after the click returns)."""
+    page.wait_for_function(
+        """old => Number(document.querySelector('[data-testid="nbops-graph-frame"]')
+            ?.dataset.scale) !== old""",
+        arg=old,
+    )
+    return graph_scale(page)
+
+
 def wait_fitted(page: Any) -> float:
     """The scale of the graph once it follows the panel again (after two frames, so that a
     resize the fit caused has been seen too)."""
@@ -234,13 +244,14 @@ def test_wheel_zooms_about_the_pointer_a_drag_pans_and_fit_restores(page: Any, l
 
     # The buttons: minus zooms out about the middle, fit brings the whole graph back.
     page.get_by_test_id("nbops-zoom-out").click()
-    assert graph_scale(page) < zoomed
+    assert wait_scale_change(page, zoomed) < zoomed
     page.get_by_test_id("nbops-fit").click()
     assert wait_fitted(page) == pytest.approx(fitted, abs=0.002)
     assert nodes_outside(page, frame_rect(page)) == []
+    refitted = graph_scale(page)
     page.get_by_test_id("nbops-zoom-in").click()
-    page.wait_for_selector(f'{FRAME}[data-fitted="false"]')
-    assert graph_scale(page) > fitted
+    assert wait_scale_change(page, refitted) > fitted
+    assert graph_frame(page).get_attribute("data-fitted") == "false"
 
 
 def test_an_edit_keeps_the_zoom_the_user_chose(page: Any, lab: Lab) -> None:
@@ -248,9 +259,10 @@ def test_an_edit_keeps_the_zoom_the_user_chose(page: Any, lab: Lab) -> None:
     sidebar = open_sidebar(page)
     wait_for_graph(page, *CHURN_STEPS)
     fitted = wait_fitted(page)
+    zoomed = fitted
     for _ in range(2):
         page.get_by_test_id("nbops-zoom-in").click()
-    zoomed = graph_scale(page)
+        zoomed = wait_scale_change(page, zoomed)
     assert zoomed == pytest.approx(fitted * 1.25**2, abs=0.002)
 
     # A new step: the graph is laid out again, and the user's zoom (on a part of it) is kept.
