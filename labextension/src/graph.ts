@@ -70,7 +70,6 @@ export interface IBuildOptions {
   parameterCells?: ICellRef[];
 }
 
-const EDGE_LABEL_CHARS = 20;
 /**
  * Past this many steps the graph is compact: the parameters node is drawn without edges (each
  * step's tooltip names the parameters it reads) and tests are counted on their step's node
@@ -79,7 +78,13 @@ const EDGE_LABEL_CHARS = 20;
  * several times slower (about 40 ms instead of 15 ms for 40 steps, 600 ms with parameter edges).
  */
 export const COMPACT_ABOVE_STEPS = 12;
-const DETAIL_CHARS = 24;
+/*
+ * Text is clipped, and nodes spaced, so that the churn example fits a sidebar of JupyterLab's
+ * default width (250px) without going below the fit's minimum scale (fit.ts): edge labels up to
+ * 16 characters ("X_train, y_train"), details up to 18; tooltips hold the whole text.
+ */
+const EDGE_LABEL_CHARS = 16;
+const DETAIL_CHARS = 18;
 
 // Widths of one character, in px, of the fonts the stylesheet uses (12px code, 11px ui/code).
 const LABEL_CHAR_PX = 7.3;
@@ -148,8 +153,12 @@ export function buildGraph(
       source,
       target,
       kind,
-      // Which parameters a step reads is in the tooltip: labels on those edges crowd the graph.
-      label: kind === 'parameter' ? '' : clip(text, EDGE_LABEL_CHARS),
+      // Which parameters a step reads, and what an endpoint loads, are in the tooltip: labels
+      // on those edges crowd the graph (the endpoint's were its widest part in a sidebar).
+      label:
+        kind === 'parameter' || kind === 'endpoint'
+          ? ''
+          : clip(text, EDGE_LABEL_CHARS),
       title: text || kind
     });
   };
@@ -359,7 +368,7 @@ function nodeSize(n: IGraphNode): { width: number; height: number } {
     n.detail.length * DETAIL_CHAR_PX
   );
   return {
-    width: Math.max(64, Math.ceil(text) + 20),
+    width: Math.max(48, Math.ceil(text) + 12),
     height: n.detail ? 40 : 26
   };
 }
@@ -369,8 +378,8 @@ export function layoutGraph(graph: ILineageGraph): ILaidOutGraph {
   const g = new graphlib.Graph({ multigraph: true });
   g.setGraph({
     rankdir: 'TB',
-    nodesep: 14,
-    edgesep: 6,
+    nodesep: 8,
+    edgesep: 2,
     ranksep: 30,
     marginx: 6,
     marginy: 6

@@ -47,6 +47,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root.mkdir()
     shutil.copy(EXAMPLES / "churn.ipynb", root / "churn.ipynb")  # opened, deployed, never changed
     shutil.copy(EXAMPLES / "churn.ipynb", root / "retag.ipynb")  # retagged and saved
+    shutil.copy(EXAMPLES / "churn.ipynb", root / "zoom.ipynb")  # zoomed, then retagged unsaved
     broken_notebook(EXAMPLES / "churn.ipynb", root / "broken.ipynb")
     large_notebook(root / "large.ipynb")
     settings = base / "settings"

@@ -122,6 +122,194 @@ def test_sidebar_draws_the_lineage_of_the_example(page: Any, lab: Lab, artifacts
         switch_theme(page, "JupyterLab Light")
 
 
+FRAME = '[data-testid="nbops-graph-frame"]'
+NODE_RECTS = """nodes => Object.fromEntries(nodes.map(n => {
+    const r = n.getBoundingClientRect();
+    return [n.dataset.nodeId, [r.left, r.top, r.right, r.bottom]];
+}))"""
+
+
+def graph_frame(page: Any) -> Any:
+    return page.locator(FRAME)
+
+
+def graph_scale(page: Any) -> float:
+    return float(graph_frame(page).get_attribute("data-scale"))
+
+
+def wait_scale_change(page: Any, old: float) -> float:
+    """The graph's scale once a zoom is drawn (React renders after the click returns)."""
+    page.wait_for_function(
+        """old => Number(document.querySelector('[data-testid="nbops-graph-frame"]')
+            ?.dataset.scale) !== old""",
+        arg=old,
+    )
+    return graph_scale(page)
+
+
+def wait_fitted(page: Any) -> float:
+    """The scale of the graph once it follows the panel again (after two frames, so that a
+    resize the fit caused has been seen too)."""
+    page.wait_for_selector(f'{FRAME}[data-fitted="true"]:not([data-scale=""])')
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    return graph_scale(page)
+
+
+def rect(box: dict[str, float]) -> tuple[float, float, float, float]:
+    return (box["x"], box["y"], box["x"] + box["width"], box["y"] + box["height"])
+
+
+def nodes_outside(page: Any, box: tuple[float, float, float, float]) -> list[str]:
+    """The nodes whose drawn box is not entirely inside `box` (left, top, right, bottom)."""
+    rects = page.eval_on_selector_all('[data-testid="nbops-node"]', NODE_RECTS)
+    left, top, right, bottom = box
+    return sorted(
+        node_id
+        for node_id, (x0, y0, x1, y1) in rects.items()
+        if x0 < left - 0.5 or y0 < top - 0.5 or x1 > right + 0.5 or y1 > bottom + 0.5
+    )
+
+
+def frame_rect(page: Any) -> tuple[float, float, float, float]:
+    """The graph's visible area: the frame's client box, scrollbars excluded."""
+    left, top, right, bottom = graph_frame(page).evaluate(
+        """f => { const r = f.getBoundingClientRect();
+            const x = r.left + f.clientLeft, y = r.top + f.clientTop;
+            return [x, y, x + f.clientWidth, y + f.clientHeight]; }"""
+    )
+    return (left, top, right, bottom)
+
+
+def test_lineage_fits_the_sidebar_at_its_default_width(
+    page: Any, lab: Lab, artifacts: Path
+) -> None:
+    open_notebook(page, lab, "churn.ipynb")
+    sidebar = open_sidebar(page)
+    wait_for_graph(page, *CHURN_STEPS)
+    scale = wait_fitted(page)
+    panel = rect(sidebar.bounding_box())
+    width = panel[2] - panel[0]
+    assert width < 300, f"the left area is {width}px: not JupyterLab's default width"
+    assert scale >= float(graph_frame(page).get_attribute("data-min-scale"))
+    assert nodes_outside(page, panel) == []
+    assert nodes_outside(page, frame_rect(page)) == []
+    assert len(graph_nodes(page)) == 11
+    sidebar.screenshot(path=str(artifacts / "sidebar-fit-light.png"))
+    switch_theme(page, "JupyterLab Dark")
+    try:
+        assert nodes_outside(page, frame_rect(page)) == []
+        sidebar.screenshot(path=str(artifacts / "sidebar-fit-dark.png"))
+    finally:
+        switch_theme(page, "JupyterLab Light")
+
+
+def center(box: dict[str, float]) -> tuple[float, float]:
+    return (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_wheel_zooms_about_the_pointer_a_drag_pans_and_fit_restores(page: Any, lab: Lab) -> None:
+    open_notebook(page, lab, "churn.ipynb")
+    open_sidebar(page)
+    wait_for_graph(page, *CHURN_STEPS)
+    fitted = wait_fitted(page)
+    train = node(page, "step:train")
+
+    # The wheel zooms in, about the pointer: the node under it stays under it.
+    x, y = center(train.bounding_box())
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -300)
+    page.wait_for_selector(f'{FRAME}[data-fitted="false"]')
+    zoomed = graph_scale(page)
+    assert zoomed > fitted * 1.5
+    x2, y2 = center(train.bounding_box())
+    assert abs(x2 - x) < 2 and abs(y2 - y) < 2, ((x, y), (x2, y2))
+    assert nodes_outside(page, frame_rect(page)) != []  # zoomed in: part of the graph is out
+
+    # A drag pans (the frame scrolls with it) and selects nothing.
+    scrolled = graph_frame(page).evaluate("f => [f.scrollLeft, f.scrollTop]")
+    page.mouse.down()
+    page.mouse.move(x - 40, y - 30, steps=6)
+    page.mouse.up()
+    page.wait_for_timeout(200)
+    panned = graph_frame(page).evaluate("f => [f.scrollLeft, f.scrollTop]")
+    assert panned[0] == pytest.approx(scrolled[0] + 40, abs=2), (scrolled, panned)
+    assert panned[1] == pytest.approx(scrolled[1] + 30, abs=2), (scrolled, panned)
+    assert "nbops-mod-selected" not in (train.get_attribute("class") or "")
+    assert graph_scale(page) == zoomed
+
+    # A click still selects.
+    train.click()
+    expect_selected_cells(page, [11])
+    assert "nbops-mod-selected" in (train.get_attribute("class") or "")
+
+    # The buttons: minus zooms out about the middle, fit brings the whole graph back.
+    page.get_by_test_id("nbops-zoom-out").click()
+    assert wait_scale_change(page, zoomed) < zoomed
+    page.get_by_test_id("nbops-fit").click()
+    assert wait_fitted(page) == pytest.approx(fitted, abs=0.002)
+    assert nodes_outside(page, frame_rect(page)) == []
+    refitted = graph_scale(page)
+    page.get_by_test_id("nbops-zoom-in").click()
+    assert wait_scale_change(page, refitted) > fitted
+    assert graph_frame(page).get_attribute("data-fitted") == "false"
+
+
+def test_an_edit_keeps_the_zoom_the_user_chose(page: Any, lab: Lab) -> None:
+    open_notebook(page, lab, "zoom.ipynb")
+    sidebar = open_sidebar(page)
+    wait_for_graph(page, *CHURN_STEPS)
+    fitted = wait_fitted(page)
+    zoomed = fitted
+    for _ in range(2):
+        page.get_by_test_id("nbops-zoom-in").click()
+        zoomed = wait_scale_change(page, zoomed)
+    assert zoomed == pytest.approx(fitted * 1.25**2, abs=0.002)
+
+    # A new step: the graph is laid out again, and the user's zoom (on a part of it) is kept.
+    cell(page, 9).click()
+    sidebar.get_by_test_id("nbops-step-name").fill("split")
+    sidebar.get_by_test_id("nbops-role-step").click()
+    wait_for_graph(page, "step:split")
+    assert graph_frame(page).get_attribute("data-fitted") == "false"
+    assert graph_scale(page) == zoomed
+
+    page.get_by_test_id("nbops-fit").click()
+    wait_fitted(page)
+    assert nodes_outside(page, frame_rect(page)) == []
+
+
+def test_a_long_pipeline_scrolls_at_the_minimum_scale_rather_than_shrinking(
+    page: Any, lab: Lab
+) -> None:
+    open_notebook(page, lab, "large.ipynb")
+    open_sidebar(page)
+    wait_for_graph(page, "step:s0", "step:s38")
+    scale = wait_fitted(page)
+    min_scale = float(graph_frame(page).get_attribute("data-min-scale"))
+    assert 0.5 <= min_scale <= 0.6
+    assert scale == pytest.approx(min_scale, abs=0.001)
+    scroll_height, client_height = graph_frame(page).evaluate(
+        "f => [f.scrollHeight, f.clientHeight]"
+    )
+    assert scroll_height > 2 * client_height  # the frame scrolls
+    # A step's name is drawn at 12px times the scale: no smaller than the minimum allows.
+    label = node(page, "step:s0").locator(".nbops-Node-label")
+    height = label.evaluate("t => t.getBoundingClientRect().height")
+    natural = label.evaluate("t => t.getBBox().height")
+    assert height == pytest.approx(natural * min_scale, rel=0.05)
+
+    # Scrolled to the end, the last step is in sight, at the same scale.
+    assert "step:s38" in nodes_outside(page, frame_rect(page))
+    graph_frame(page).evaluate("f => { f.scrollTop = f.scrollHeight; }")
+    page.wait_for_function(
+        """() => { const f = document.querySelector('[data-testid="nbops-graph-frame"]');
+            return f.scrollTop + f.clientHeight >= f.scrollHeight - 1; }"""
+    )
+    assert "step:s38" not in nodes_outside(page, frame_rect(page))
+    assert graph_scale(page) == pytest.approx(min_scale, abs=0.001)
+    assert graph_frame(page).get_attribute("data-fitted") == "true"
+
+
 def test_command_palette_shows_the_sidebar(page: Any, lab: Lab) -> None:
     open_notebook(page, lab, "churn.ipynb")
     assert not page.locator(f"#{SIDEBAR_ID}").is_visible()

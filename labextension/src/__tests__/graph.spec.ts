@@ -8,6 +8,7 @@ import {
   nodeOfCell,
   type ILineageGraph
 } from '../graph';
+import { MIN_FIT_SCALE, fitScale } from '../fit';
 import type { ILineage } from '../tokens';
 
 import churnJson from './churn.lineage.json';
@@ -63,10 +64,14 @@ describe('buildGraph', () => {
   });
 
   it('connects the endpoint to the steps that made what it serves with', () => {
-    expect(edge(graph, 'step:train', 'endpoint:predict')?.label).toBe('model');
-    expect(edge(graph, 'step:features', 'endpoint:predict')?.label).toBe(
+    const model = edge(graph, 'step:train', 'endpoint:predict');
+    const columns = edge(graph, 'step:features', 'endpoint:predict');
+    expect([model?.title, columns?.title]).toEqual([
+      'model',
       'feature_columns'
-    );
+    ]);
+    // In the tooltip only: a label on these edges widens the graph past a sidebar's width.
+    expect([model?.label, columns?.label]).toEqual(['', '']);
   });
 
   it('connects tests to the step they check and parameters to the steps reading them', () => {
@@ -265,6 +270,13 @@ describe('layoutGraph', () => {
       expect(onBorder(first, source)).toBe(true);
       expect(onBorder(last, target)).toBe(true);
     }
+  });
+
+  it("fits JupyterLab's default sidebar (250px) without going below the fit's minimum scale", () => {
+    expect(laid.width * MIN_FIT_SCALE).toBeLessThanOrEqual(250);
+    expect(fitScale(laid, { width: 250, height: 370 })).toBeGreaterThan(
+      MIN_FIT_SCALE
+    );
   });
 
   it('sizes nodes to their text and reserves room for edge labels', () => {

@@ -1,6 +1,7 @@
 /** The laid-out lineage as SVG: nodes to click, edges labelled with what flows along them. */
 import React from 'react';
 
+import type { IPlacement } from '../fit';
 import {
   edgePath,
   type ILaidOutGraph,
@@ -11,25 +12,23 @@ import {
 export interface IGraphViewProps {
   layout: ILaidOutGraph;
   selected: string | null;
-  /** 1 draws at full size; less shrinks the drawing (the panel scrolls past that). */
-  scale: number;
+  /** Where the drawing sits and at what scale; the SVG is as large as the scrolled content. */
+  placement: IPlacement;
   onSelect(nodeId: string | null): void;
 }
 
 const ARROW_ID = 'nbops-arrow';
 
-/** Redrawn only when the layout, the selection or the scale changes, not on every edit. */
-export const GraphView = React.memo(Graph);
-
-function Graph(props: IGraphViewProps): JSX.Element {
-  const { layout, selected, scale, onSelect } = props;
+/** A zoom redraws the frame only; the nodes and edges when the layout or selection change. */
+export function GraphView(props: IGraphViewProps): JSX.Element {
+  const { layout, selected, placement, onSelect } = props;
+  const { scale, x, y } = placement;
   return (
     <svg
       className="nbops-Graph"
       data-testid="nbops-graph"
-      width={Math.ceil(layout.width * scale)}
-      height={Math.ceil(layout.height * scale)}
-      viewBox={`0 0 ${layout.width} ${layout.height}`}
+      width={placement.width}
+      height={placement.height}
       role="img"
       aria-label="pipeline lineage"
       onClick={event => {
@@ -51,6 +50,23 @@ function Graph(props: IGraphViewProps): JSX.Element {
           <path className="nbops-Graph-arrow" d="M0,0 L10,5 L0,10 z" />
         </marker>
       </defs>
+      <g transform={`translate(${x},${y}) scale(${scale})`}>
+        <Drawing layout={layout} selected={selected} onSelect={onSelect} />
+      </g>
+    </svg>
+  );
+}
+
+interface IDrawingProps {
+  layout: ILaidOutGraph;
+  selected: string | null;
+  onSelect(nodeId: string | null): void;
+}
+
+const Drawing = React.memo(function Drawing(props: IDrawingProps): JSX.Element {
+  const { layout, selected, onSelect } = props;
+  return (
+    <>
       {layout.edges.map(edge => (
         <Edge key={edge.id} edge={edge} />
       ))}
@@ -62,9 +78,9 @@ function Graph(props: IGraphViewProps): JSX.Element {
           onSelect={onSelect}
         />
       ))}
-    </svg>
+    </>
   );
-}
+});
 
 function Edge({ edge }: { edge: IPlacedEdge }): JSX.Element {
   return (

@@ -1,59 +1,68 @@
 /** The "Lineage" section: the step graph of the active notebook and its diagnostics. */
-import { ReactWidget } from '@jupyterlab/ui-components';
-import React, { useCallback, useEffect, useRef, useState } from 'react';
+import { ReactWidget, Toolbar } from '@jupyterlab/ui-components';
+import React, { useCallback } from 'react';
 
 import type { NbopsModel } from '../model';
 import { ApiError } from '../request';
 import type { IDiagnostic } from '../tokens';
-import { GraphView } from './GraphView';
+import { GraphViewport } from '../viewport';
+import { GraphPanel, ZoomButtons } from './GraphPanel';
 import { useSignals } from './useSignal';
 
 export class LineageView extends ReactWidget {
+  /** Shown in the section's title bar by the sidebar's accordion. */
+  readonly toolbar = new Toolbar();
+  private readonly _viewport = new GraphViewport();
+
   constructor(private readonly _model: NbopsModel) {
     super();
     this.addClass('nbops-LineageView');
     this.title.label = 'Lineage';
+    this.toolbar.addItem(
+      'zoom',
+      ReactWidget.create(<ZoomButtons viewport={this._viewport} />)
+    );
+    _model.lineageChanged.connect(this._onLineage, this);
+    this._onLineage();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._model.lineageChanged.disconnect(this._onLineage, this);
+    this._viewport.dispose();
+    this.toolbar.dispose();
+    super.dispose();
   }
 
   protected render(): JSX.Element {
-    return <Lineage model={this._model} />;
+    return <Lineage model={this._model} viewport={this._viewport} />;
+  }
+
+  private _onLineage(): void {
+    const layout = this._model.layout;
+    this._viewport.setGraph(
+      layout && layout.nodes.length > 0
+        ? { width: layout.width, height: layout.height }
+        : null,
+      this._model.notebookPath
+    );
   }
 }
 
-/** Below this, text in the graph is too small to read: the panel scrolls instead. */
-const MIN_SCALE = 0.7;
-
-/** The width of an element, kept up to date as the panel is resized. */
-function useWidth(): [React.RefObject<HTMLDivElement>, number] {
-  const ref = useRef<HTMLDivElement>(null);
-  const [width, setWidth] = useState(0);
-  useEffect(() => {
-    const element = ref.current;
-    if (element === null) {
-      return;
-    }
-    const observer = new ResizeObserver(entries =>
-      setWidth(entries[0].contentRect.width)
-    );
-    observer.observe(element);
-    return () => observer.disconnect();
-  });
-  return [ref, width];
+interface ILineageProps {
+  model: NbopsModel;
+  viewport: GraphViewport;
 }
 
-function Lineage({ model }: { model: NbopsModel }): JSX.Element {
-  const [fit, setFit] = useState(true);
-  const [graphBox, width] = useWidth();
+function Lineage({ model, viewport }: ILineageProps): JSX.Element {
   useSignals(
     [model.lineageChanged, model.selectionChanged],
     () => model.revision
   );
   const select = useCallback((id: string | null) => model.select(id), [model]);
   const { lineage, layout, lineageError: error } = model;
-  const scale =
-    fit && layout && width > 0
-      ? Math.max(MIN_SCALE, Math.min(1, width / Math.max(1, layout.width)))
-      : 1;
   if (model.notebookPath === null) {
     return (
       <p className="nbops-empty" data-testid="nbops-no-notebook">
@@ -78,17 +87,6 @@ function Lineage({ model }: { model: NbopsModel }): JSX.Element {
               ? 'analysing…'
               : ''}
         </span>
-        {layout && layout.width > 0 && (
-          <button
-            className="nbops-linkButton"
-            title={
-              fit ? 'Show the graph at full size' : 'Fit the graph to the panel'
-            }
-            onClick={() => setFit(!fit)}
-          >
-            {fit ? '100%' : 'fit'}
-          </button>
-        )}
       </div>
       {error && <ErrorNote error={error} />}
       {lineage && lineage.steps.length === 0 && (
@@ -98,14 +96,12 @@ function Lineage({ model }: { model: NbopsModel }): JSX.Element {
         </p>
       )}
       {layout && layout.nodes.length > 0 && (
-        <div className="nbops-Lineage-graph" ref={graphBox}>
-          <GraphView
-            layout={layout}
-            selected={model.selected?.id ?? null}
-            scale={scale}
-            onSelect={select}
-          />
-        </div>
+        <GraphPanel
+          layout={layout}
+          viewport={viewport}
+          selected={model.selected?.id ?? null}
+          onSelect={select}
+        />
       )}
       {lineage && (
         <Diagnostics
