@@ -271,6 +271,10 @@ def test_an_import_inside_a_function_binds_nothing_at_module_level() -> None:
 # functions and lambdas
 
 
+def brief(function: FunctionNames) -> tuple[str, int, dict[str, int]]:
+    return function.name, function.line, function.free
+
+
 def test_a_function_def_writes_its_name_and_defers_its_body() -> None:
     names = names_of(
         """
@@ -286,9 +290,9 @@ def test_a_function_def_writes_its_name_and_defers_its_body() -> None:
     # Parameters and locals are not reads; free names of the body are read when called.
     assert names.deferred_reads == {"column": 3, "Report": 4, "threshold": 4}
     assert names.writes == {"score": 2}
-    assert names.functions == (
-        FunctionNames("score", 2, {"column": 3, "Report": 4, "threshold": 4}),
-    )
+    assert [brief(f) for f in names.functions] == [
+        ("score", 2, {"column": 3, "Report": 4, "threshold": 4})
+    ]
 
 
 def test_an_async_function_is_a_function() -> None:
@@ -299,7 +303,7 @@ def test_an_async_function_is_a_function() -> None:
         """
     )
     assert names.writes == {"fetch": 1}
-    assert names.functions == (FunctionNames("fetch", 1, {"client": 2}),)
+    assert [brief(f) for f in names.functions] == [("fetch", 1, {"client": 2})]
 
 
 def test_a_function_reading_a_global_this_code_binds_still_defers_the_read() -> None:
@@ -326,7 +330,7 @@ def test_nested_function_free_names_belong_to_the_top_level_function() -> None:
     )
     assert names.writes == {"outer": 1}
     assert names.deferred_reads == {"offset": 3}
-    assert names.functions == (FunctionNames("outer", 1, {"offset": 3}),)
+    assert [brief(f) for f in names.functions] == [("outer", 1, {"offset": 3})]
 
 
 def test_a_function_defined_inside_if_is_top_level() -> None:
@@ -338,7 +342,7 @@ def test_a_function_defined_inside_if_is_top_level() -> None:
         """
     )
     assert names.reads == {"fast": 1}
-    assert names.functions == (FunctionNames("run", 2, {"engine": 3}),)
+    assert [brief(f) for f in names.functions] == [("run", 2, {"engine": 3})]
 
 
 def test_global_assignments_inside_a_function_are_module_writes() -> None:
@@ -401,7 +405,7 @@ def test_a_lambda_inside_a_top_level_function_adds_to_its_free_names() -> None:
             return sorted(rows, key=lambda r: r[column])
         """
     )
-    assert names.functions == (FunctionNames("rank", 1, {"sorted": 2, "column": 2}),)
+    assert [brief(f) for f in names.functions] == [("rank", 1, {"sorted": 2, "column": 2})]
 
 
 # classes
@@ -425,7 +429,7 @@ def test_a_class_body_runs_now_and_its_methods_run_later() -> None:
     assert names.deferred_reads == {"x": 7}
     assert names.writes == {"Model": 2, "z": 8}
     assert names.mutations == {}
-    assert names.functions == ()
+    assert [(brief(f), f.is_class) for f in names.functions] == [(("Model", 2, {"x": 7}), True)]
 
 
 def test_class_annotations_are_read_and_bind_nothing_at_module_level() -> None:

@@ -21,10 +21,10 @@ from nbops.cli.app import NOTEBOOK, cli
 )
 def check(notebook: str, fmt: str) -> None:
     """Report problems in NOTEBOOK's tags and dataflow; exit 1 if there are errors."""
-    from nbops.model.analysis import analyse
     from nbops.model.notebook import load_notebook
+    from nbops.run.home import analyse_with_runs
 
-    pipeline = analyse(load_notebook(notebook))
+    pipeline = analyse_with_runs(load_notebook(notebook))
     if fmt == "json":
         import json
 
@@ -50,10 +50,10 @@ def check(notebook: str, fmt: str) -> None:
 )
 def lineage(notebook: str, fmt: str) -> None:
     """Show NOTEBOOK's lineage: parameters, steps, the values flowing between them, endpoints."""
-    from nbops.model.analysis import analyse
     from nbops.model.notebook import load_notebook
+    from nbops.run.home import analyse_with_runs
 
-    pipeline = analyse(load_notebook(notebook))
+    pipeline = analyse_with_runs(load_notebook(notebook))
     if fmt == "json":
         from nbops.model.lineage import to_json
 

@@ -34,12 +34,11 @@ def build(
 
     from nbops.build import builder as building
     from nbops.errors import StepFailed
-    from nbops.model.analysis import analyse
     from nbops.model.notebook import load_notebook
     from nbops.model.parameters import parse_overrides
-    from nbops.run.home import Home
+    from nbops.run.home import Home, analyse_with_runs
 
-    pipeline = analyse(load_notebook(notebook))
+    pipeline = analyse_with_runs(load_notebook(notebook))
     target = Path(out) if out else building.default_build_dir(pipeline)
     if check:
         pipeline.raise_for_errors()

@@ -85,11 +85,11 @@ def _deploy_notebook(
 ) -> Any:
     from nbops.cli.terminal import StepProgress
     from nbops.deploy import local as deploying
-    from nbops.model.analysis import analyse
     from nbops.model.notebook import load_notebook
     from nbops.model.parameters import parse_overrides
+    from nbops.run.home import analyse_with_runs
 
-    pipeline = analyse(load_notebook(notebook))
+    pipeline = analyse_with_runs(load_notebook(notebook))
     pipeline.raise_for_errors()
     overrides = parse_overrides(params, pipeline.parameters)
     with StepProgress([s.name for s in pipeline.steps], out) as progress:
@@ -109,11 +109,11 @@ def _build_folder(target: str, params: tuple[str, ...]) -> Path:
     if path.is_dir():
         return path
     from nbops.build import builder as building
-    from nbops.model.analysis import analyse
     from nbops.model.notebook import load_notebook
     from nbops.model.parameters import parse_overrides
+    from nbops.run.home import analyse_with_runs
 
-    pipeline = analyse(load_notebook(target))
+    pipeline = analyse_with_runs(load_notebook(target))
     out = building.default_build_dir(pipeline)
     building.build(pipeline, out=out, parameters=parse_overrides(params, pipeline.parameters))
     return out

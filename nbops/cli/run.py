@@ -32,13 +32,12 @@ def run(
     import json
 
     from nbops.errors import StepFailed
-    from nbops.model.analysis import analyse
     from nbops.model.notebook import load_notebook
     from nbops.model.parameters import parse_overrides
-    from nbops.run.home import Home
+    from nbops.run.home import Home, analyse_with_runs
     from nbops.run.runner import run_pipeline
 
-    pipeline = analyse(load_notebook(notebook))
+    pipeline = analyse_with_runs(load_notebook(notebook))
     overrides = parse_overrides(params, pipeline.parameters)
     required = _parse_gates(pipeline, gates)
     home = Home.default()

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.effects import function_effects
 from nbops.model.endpoints import read_endpoints
 from nbops.model.notebook import Notebook
 from nbops.model.parameters import read_parameters
@@ -33,18 +34,29 @@ KERNEL_NAMES = frozenset(
 BUILTIN_NAMES = frozenset(dir(builtins)) | KERNEL_NAMES
 
 
-def analyse(notebook: Notebook) -> Pipeline:
-    """Build the Pipeline model of a notebook; every problem found becomes a diagnostic."""
-    return _Analysis(notebook).run()
+def analyse(notebook: Notebook, observed: Iterable[tuple[str, str]] = ()) -> Pipeline:
+    """Build the Pipeline model of a notebook; every problem found becomes a diagnostic.
+
+    `observed` holds (step, name) for inputs a step was seen changing in place when it ran,
+    which the code did not show: the step then produces them, and a warning says so.
+    """
+    return _Analysis(notebook, tuple(observed)).run()
 
 
 class _Analysis:
-    def __init__(self, notebook: Notebook) -> None:
+    def __init__(self, notebook: Notebook, observed: tuple[tuple[str, str], ...] = ()) -> None:
         self.notebook = notebook
+        self.observed = observed
         self.cells = read_cells(notebook)
         self.sections = group_sections(self.cells)
         self.imported = frozenset(n for code in self.cells for n in code.names.imports)
-        self.names = {id(s): section_names(s, self.imported) for s in self.sections}
+        self.effects = function_effects(
+            f
+            for code in self.cells
+            if code.tags.role is not Role.SKIP
+            for f in code.names.functions
+        )
+        self.names = {id(s): section_names(s, self.imported, self.effects) for s in self.sections}
         self.diagnostics: list[Diagnostic] = list(notebook.notes)
         self.parameters: tuple[Parameter, ...] = ()
         self.globals: set[str] = set(BUILTIN_NAMES)
@@ -132,7 +144,7 @@ class _Analysis:
                         f"Rename it, e.g. 'step:{unique}'.",
                     )
                     section = Section(section.role, unique, section.cells)
-                    self.names[id(section)] = section_names(section, self.imported)
+                    self.names[id(section)] = section_names(section, self.imported, self.effects)
                 seen.add(section.name or name)
             renamed.append(section)
         self.sections = tuple(renamed)
@@ -159,11 +171,12 @@ class _Analysis:
         self.producers[section.name] = inputs
         parameter_names = {p.name for p in self.parameters}
         read = set(names.reads) | set(names.deferred)
+        changed = self._observed_changes(section, names, inputs)
         step = Step(
             name=section.name,
             cells=_refs(section),
             reads=_without_builtins([*names.reads, *names.deferred]),
-            writes=tuple(names.writes),
+            writes=(*names.writes, *changed),
             inputs=tuple(inputs),
             parameters=tuple(p.name for p in self.parameters if p.name in read & parameter_names),
             after=tuple(dict.fromkeys(name for name, _ in section.after)),
@@ -171,7 +184,28 @@ class _Analysis:
         )
         self.steps.append(step)
         self.step_sections[step.name] = section
-        self.latest.update(dict.fromkeys(names.writes, step.name))
+        self.latest.update(dict.fromkeys(step.writes, step.name))
+
+    def _observed_changes(
+        self, section: Section, names: SectionNames, inputs: dict[str, str]
+    ) -> list[str]:
+        """Inputs a run saw this step change in place though its code does not show it."""
+        changed = [
+            name
+            for step, name in self.observed
+            if step == section.name and name in inputs and name not in names.writes
+        ]
+        for name in changed:
+            self._add(
+                section.first,
+                None,
+                f"step {section.name!r} changes {name!r} in place (seen when it ran); later "
+                f"steps now read it from {section.name!r}, not {inputs[name]!r}.",
+                f"Nothing to do: nbops passes the changed value on. To show it in the code, "
+                f"assign it: '{name} = ...'.",
+                Severity.WARNING,
+            )
+        return changed
 
     def _visit_test(self, section: Section, names: SectionNames) -> None:
         target = section.name or (self.steps[-1].name if self.steps else None)
@@ -217,7 +251,9 @@ class _Analysis:
         self.opaque |= names.opaque
         self._resolve(section, names, deferred=False)  # serve functions are checked one by one
         taken = {e.route for e in self.endpoints}
-        endpoints, problems = read_endpoints(section, names, self._resolve_for_endpoint, taken)
+        endpoints, problems = read_endpoints(
+            section, names, self._resolve_for_endpoint, taken, self.effects
+        )
         self.endpoints.extend(
             replace(e, inputs=tuple((a, self.latest[a]) for a in e.artifacts)) for e in endpoints
         )

@@ -28,6 +28,29 @@ MUTATING_METHODS = frozenset(
         "fit_transform",
         "set_params",
         "load_state_dict",
+        "fill",
+        "resize",
+        "itemset",
+        "put",
+    }
+)
+# Library functions that change their first argument in place (`rng.shuffle(arr)`,
+# `np.copyto(dst, src)`, `heapq.heappush(heap, x)`, `bisect.insort(lst, x)`).
+ARGUMENT_MUTATORS = frozenset(
+    {
+        "shuffle",
+        "copyto",
+        "place",
+        "putmask",
+        "fill_diagonal",
+        "heappush",
+        "heappop",
+        "heapify",
+        "heappushpop",
+        "heapreplace",
+        "insort",
+        "insort_left",
+        "insort_right",
     }
 )
 # Line magics whose argument is Python run in the user's namespace (`%time y = f(x)`).
@@ -41,12 +64,39 @@ DOLLAR_NAME = re.compile(r"(?<!\$)\$([A-Za-z_]\w*)")
 
 
 @dataclass(frozen=True)
+class Call:
+    """A call of a plain name, `f(a, key=b)`: each argument's root name (None: not a name)."""
+
+    callee: str
+    line: int
+    args: tuple[str | None, ...] = ()
+    keywords: tuple[tuple[str, str | None], ...] = ()
+
+    def roots_at(self, params: tuple[str, ...], wanted: Iterable[str]) -> list[str]:
+        """The names passed for the parameters `wanted` of a function taking `params`."""
+        wanted = set(wanted)
+        by_position = [
+            root for param, root in zip(params, self.args, strict=False) if param in wanted
+        ]
+        by_keyword = [root for key, root in self.keywords if key in wanted]
+        return [root for root in [*by_position, *by_keyword] if root is not None]
+
+
+@dataclass(frozen=True)
 class FunctionNames:
-    """A top-level function: where it is and the global names its body reads when called."""
+    """A top-level function or class: where it is and what calling it does, as far as its own
+    body shows: the global names it reads (`free`; for a class, its methods'), the parameters
+    and globals it changes in place, and the calls of other names it makes."""
 
     name: str
     line: int
     free: dict[str, int]
+    params: tuple[str, ...] = ()
+    mutated_params: set[str] = field(default_factory=set)
+    mutated_globals: dict[str, int] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    rebound: frozenset[str] = frozenset()  # parameters the body assigns: no longer the caller's
+    is_class: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +115,7 @@ class Names:
     imports: frozenset[str] = frozenset()
     functions: tuple[FunctionNames, ...] = ()
     opaque: bool = False
+    calls: tuple[Call, ...] = ()  # made when the code runs, not inside function bodies
 
 
 def scan(tree: ast.Module) -> Names:
@@ -80,6 +131,7 @@ def scan(tree: ast.Module) -> Names:
         imports=frozenset(scanner.imports),
         functions=tuple(scanner.functions),
         opaque=scanner.opaque,
+        calls=tuple(scanner.calls),
     )
 
 
@@ -101,6 +153,8 @@ class _Scanner(ast.NodeVisitor):
         self.imports: set[str] = set()
         self.functions: list[FunctionNames] = []
         self.current_function: FunctionNames | None = None
+        self.function_scope: _Scope | None = None  # the scope of current_function's body
+        self.calls: list[Call] = []
         self.opaque = False
 
     # name resolution
@@ -142,9 +196,24 @@ class _Scanner(ast.NodeVisitor):
 
     def _mutate(self, name: str, line: int) -> None:
         if self._resolve(name) == "local":
+            self._mutate_local(name)
             return
         self._load(name, line)
         self.mutations.setdefault(name, line)
+        if self.current_function is not None and self.function_scope is not None:
+            self.current_function.mutated_globals.setdefault(name, line)
+
+    def _mutate_local(self, name: str) -> None:
+        """A top-level function changing its own parameter changes the caller's value."""
+        function = self.current_function
+        innermost = next((s for s in reversed(self.scopes) if s.kind == "function"), None)
+        if (
+            function is not None
+            and innermost is self.function_scope
+            and name in function.params
+            and name not in function.rebound
+        ):
+            function.mutated_params.add(name)
 
     # statements, in the order Python evaluates them
 
@@ -240,10 +309,29 @@ class _Scanner(ast.NodeVisitor):
             return
         func = node.func
         if isinstance(func, ast.Attribute) and (
-            func.attr in MUTATING_METHODS or _has_inplace_true(node)
+            func.attr in MUTATING_METHODS or _has_inplace_true(node) or _torch_in_place(func.attr)
         ):
             self._mutate_root(func.value, node.lineno)
+        if isinstance(func, ast.Attribute) and func.attr in ARGUMENT_MUTATORS and node.args:
+            self._mutate_root(node.args[0], node.lineno)
+        for keyword in node.keywords:
+            if keyword.arg == "out":  # numpy's ufuncs write into `out=`
+                self._mutate_root(keyword.value, node.lineno)
+        if isinstance(func, ast.Name):
+            self._record_call(func.id, node)
         self.generic_visit(node)
+
+    def _record_call(self, callee: str, node: ast.Call) -> None:
+        call = Call(
+            callee,
+            node.lineno,
+            tuple(root_name(arg) for arg in node.args),
+            tuple((k.arg, root_name(k.value)) for k in node.keywords if k.arg is not None),
+        )
+        if self.current_function is not None:  # a top-level def, or a class and its methods
+            self.current_function.calls.append(call)
+        elif len(self.scopes) == 1 or all(s.kind == "comprehension" for s in self.scopes[1:]):
+            self.calls.append(call)
 
     # scopes
 
@@ -254,10 +342,15 @@ class _Scanner(ast.NodeVisitor):
         if len(self.scopes) > 1:
             self._in_function(node.args, node.body, node.body)
             return
-        self.current_function = FunctionNames(node.name, node.lineno, {})
+        params = tuple(a.arg for a in _all_args(node.args))
+        rebound = frozenset(params) & _assigned_names(node.body)
+        self.current_function = FunctionNames(
+            node.name, node.lineno, {}, params=params, rebound=rebound
+        )
         self.functions.append(self.current_function)
-        self._in_function(node.args, node.body, node.body)
+        self._in_function(node.args, node.body, node.body, top=True)
         self.current_function = None
+        self.function_scope = None
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -273,10 +366,13 @@ class _Scanner(ast.NodeVisitor):
             self.visit(returns)
 
     def _in_function(
-        self, args: ast.arguments, nodes: Sequence[ast.AST], body: list[ast.stmt]
+        self, args: ast.arguments, nodes: Sequence[ast.AST], body: list[ast.stmt], top: bool = False
     ) -> None:
         local, declared_global = _function_locals(args, body)
-        self.scopes.append(_Scope("function", local, declared_global))
+        scope = _Scope("function", local, declared_global)
+        if top:
+            self.function_scope = scope
+        self.scopes.append(scope)
         self._visit_all(nodes)
         self.scopes.pop()
 
@@ -284,9 +380,15 @@ class _Scanner(ast.NodeVisitor):
         self._visit_all(node.decorator_list)
         self._visit_all(node.bases)
         self._visit_all(k.value for k in node.keywords)
+        top = len(self.scopes) == 1
+        if top:  # what its methods read and call is what making and using one does
+            self.current_function = FunctionNames(node.name, node.lineno, {}, is_class=True)
+            self.functions.append(self.current_function)
         self.scopes.append(_Scope("class"))
         self._visit_all(node.body)
         self.scopes.pop()
+        if top:
+            self.current_function = None
         self._store(node.name, node.lineno)
 
     def _visit_comprehension(
@@ -388,6 +490,20 @@ def root_name(expr: ast.expr) -> str | None:
     while isinstance(expr, (ast.Attribute, ast.Subscript)):
         expr = expr.value
     return expr.id if isinstance(expr, ast.Name) else None
+
+
+def _torch_in_place(method: str) -> bool:
+    """PyTorch's convention: `x.add_(1)`, `w.zero_()` change `x` and `w`."""
+    return len(method) > 1 and method.endswith("_") and not method.startswith("_")
+
+
+def _assigned_names(body: list[ast.stmt]) -> frozenset[str]:
+    """Names a function body binds with `=`, `for`, `with ... as` and the like."""
+    return frozenset(
+        node.id
+        for node in _own_scope_nodes(body)
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)
+    )
 
 
 def _has_inplace_true(call: ast.Call) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from nbops.model.dataflow import FunctionNames
 from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.effects import Effect
 from nbops.model.pipeline import Argument, CellRef, Endpoint
 from nbops.model.sections import CodeCell, Section, SectionNames
 
@@ -23,8 +24,14 @@ class _Function:
 
 
 def read_endpoints(
-    section: Section, names: SectionNames, resolve: Resolver, taken_routes: set[str]
+    section: Section,
+    names: SectionNames,
+    resolve: Resolver,
+    taken_routes: set[str],
+    effects: Mapping[str, Effect] | None = None,
 ) -> tuple[list[Endpoint], list[Diagnostic]]:
+    """The serve functions of a section as endpoints; a function's artifacts include what the
+    notebook functions it calls read (`effects`), transitively."""
     functions = list(_functions(section))
     public = [f for f in functions if not f.names.name.startswith("_")]
     problems: list[Diagnostic] = []
@@ -54,7 +61,7 @@ def read_endpoints(
     endpoints: list[Endpoint] = []
     for function in public[:1] if section.name else public:
         route = section.name or function.names.name
-        artifacts = _artifacts(function, helpers, names, resolve, problems)
+        artifacts = _artifacts(function, helpers, names, resolve, problems, effects or {})
         if route in taken_routes:
             problems.append(
                 _problem(
@@ -90,10 +97,12 @@ def _artifacts(
     names: SectionNames,
     resolve: Resolver,
     problems: list[Diagnostic],
+    effects: Mapping[str, Effect],
 ) -> list[str]:
-    """Step values the function reads when called, through the helpers of its cell too."""
+    """Step values the function reads when called, through the helpers of its cell and the
+    notebook functions it calls."""
     artifacts: list[str] = []
-    for name, (owner, line) in _free_names(function, helpers).items():
+    for name, (owner, line) in _free_names(function, helpers, effects).items():
         if name in names.writes:
             continue
         where = resolve(name)
@@ -113,7 +122,7 @@ def _artifacts(
 
 
 def _free_names(
-    function: _Function, helpers: dict[str, _Function]
+    function: _Function, helpers: dict[str, _Function], effects: Mapping[str, Effect]
 ) -> dict[str, tuple[_Function, int]]:
     found: dict[str, tuple[_Function, int]] = {}
     queue, visited = [function], {function.names.name}
@@ -124,6 +133,9 @@ def _free_names(
             if name in helpers and name not in visited:
                 visited.add(name)
                 queue.append(helpers[name])
+            elif name in effects and name not in helpers:  # a notebook function from elsewhere
+                for read in effects[name].reads:
+                    found.setdefault(read, (current, line))
     return {n: where for n, where in found.items() if n not in helpers}
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nbops.model.dataflow import Names, scan
 from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.effects import Effect
 from nbops.model.notebook import Cell, Notebook
 from nbops.model.plain_python import PlainPython, plain_python
 from nbops.model.python_source import CellPython, cell_python
@@ -139,8 +141,15 @@ class SectionNames:
     opaque: bool = False
 
 
-def section_names(section: Section, imported: frozenset[str]) -> SectionNames:
-    """Combine a section's cells: a read counts only if no earlier cell of it bound the name."""
+def section_names(
+    section: Section, imported: frozenset[str], effects: Mapping[str, Effect] | None = None
+) -> SectionNames:
+    """Combine a section's cells: a read counts only if no earlier cell of it bound the name.
+
+    `effects` are the notebook's functions: a call of one changes the arguments and globals
+    it changes, and reads (when called, so deferred) the globals it reads.
+    """
+    effects = effects or {}
     result = SectionNames()
     for code in section.cells:
         names = code.names
@@ -149,12 +158,42 @@ def section_names(section: Section, imported: frozenset[str]) -> SectionNames:
                 result.reads.setdefault(name, Use(code, line))
         changed = {**names.writes, **{n: code.cell.index for n in code.python.magic_writes}}
         changed.update({n: line for n, line in names.mutations.items() if n not in imported})
+        for name, line in _changed_by_calls(names, effects).items():
+            if name not in imported and name not in names.writes and name not in result.writes:
+                result.reads.setdefault(name, Use(code, line))  # it must exist to be changed
+            if name not in imported:
+                changed.setdefault(name, line)
         for name, line in changed.items():
             result.writes.setdefault(name, Use(code, line))
         result.opaque |= names.opaque
         result.files += code.python.files_written
     for code in section.cells:
-        for name, line in code.names.deferred_reads.items():
+        for name, line in _deferred_reads(code.names, effects).items():
             if name not in result.writes and name not in result.reads:
                 result.deferred.setdefault(name, Use(code, line))
     return result
+
+
+def _changed_by_calls(names: Names, effects: Mapping[str, Effect]) -> dict[str, int]:
+    """Names the code's calls of notebook functions change in place, at the call's line."""
+    changed: dict[str, int] = {}
+    for call in names.calls:
+        effect = effects.get(call.callee)
+        if effect is not None:
+            for name in effect.changed_by(call):
+                changed.setdefault(name, call.line)
+    return changed
+
+
+def _deferred_reads(names: Names, effects: Mapping[str, Effect]) -> dict[str, int]:
+    """Globals read inside the code's own functions and by the notebook functions it calls."""
+    found = dict(names.deferred_reads)
+    for call in names.calls:
+        effect = effects.get(call.callee)
+        for name in effect.reads if effect is not None else ():
+            found.setdefault(name, call.line)
+    for function in names.functions:
+        effect = effects.get(function.name)
+        for name in effect.reads if effect is not None else ():
+            found.setdefault(name, function.line)
+    return found

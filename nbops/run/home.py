@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbops.model.analysis import analyse
+from nbops.model.notebook import Notebook
+from nbops.model.pipeline import Pipeline
 from nbops.run.state import StateDb
 from nbops.run.store import ArtifactStore
 
@@ -30,3 +33,17 @@ class Home:
 
     def log_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
+
+    def observed_changes(self, notebook_path: str | Path) -> tuple[tuple[str, str], ...]:
+        """(step, name) for inputs runs here saw a step of the notebook change in place; none
+        when nothing ran here yet (reading never creates the state db)."""
+        if not (self.root / "state.db").is_file():
+            return ()
+        return self.db().observed_changes(str(Path(notebook_path).resolve()))
+
+
+def analyse_with_runs(notebook: Notebook, home: Home | None = None) -> Pipeline:
+    """The notebook's Pipeline as runs here have seen it: with the in-place changes they found
+    that its code does not show (`analyse`'s `observed`)."""
+    home = home or Home.default()
+    return analyse(notebook, home.observed_changes(notebook.path))

@@ -22,6 +22,7 @@ from nbops.errors import PipelineError, StepFailed
 from nbops.model.pipeline import CellRef, Pipeline, Step
 from nbops.model.plain_python import PlainPython
 from nbops.model.tags import OPTION_LINE
+from nbops.run.fingerprint import can_change, fingerprint
 from nbops.run.home import Home
 from nbops.run.pids import pid_alive
 from nbops.run.state import RunRecord, StateDb, StepRecord, StoredArtifact
@@ -45,6 +46,8 @@ class _Run:
     listener: Listener
     values: dict[tuple[str, str], Any] = field(default_factory=dict)
     setup: dict[str, Any] | None = None
+    # name -> the latest step seen changing it in place; later steps read it from there.
+    changed_by: dict[str, str] = field(default_factory=dict)
 
 
 def run_pipeline(
@@ -105,20 +108,26 @@ def _forced_from(pipeline: Pipeline, from_step: str | None, force: bool) -> int:
 
 
 def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None:
-    inputs = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
+    static = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
+    inputs = _effective_producers(run, static)
     input_hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
     record.cache_key = _cache_key(run, step.cells, step.parameters, input_hashes)
     run.listener(step.name, "start", record)
     cached = None if force else run.db.cached_outputs(record.cache_key)
     if cached is not None and set(step.outputs) <= set(cached) and _all_stored(run, cached):
         record.status, record.outputs = "cached", cached
+        # Outputs beyond the step's own are inputs it was seen changing when it ran.
+        run.changed_by.update(dict.fromkeys(set(cached) - set(step.outputs), step.name))
     else:
         try:
             _setup_namespace(run)  # imports are not the first step's time
             started = time.perf_counter()
             namespace = _namespace(run, inputs)
+            before = _fingerprints(namespace, [n for n in inputs if n not in step.writes])
             _execute(run, step.name, step.cells, namespace)
+            changed = _changed_in_place(namespace, before)
             record.outputs = _store_outputs(run, step, namespace)
+            record.outputs.update(_store_changed(run, step, namespace, changed))
         except StepFailed:
             record.status = "failed"
             run.listener(step.name, "end", record)
@@ -126,10 +135,51 @@ def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None
         record.duration_s = time.perf_counter() - started
         record.status = "ran"
         run.db.remember_outputs(record.cache_key, run.record.notebook, step.name, record.outputs)
-        for name in step.outputs:
+        run.db.observe_changes(run.record.notebook, step.name, changed)
+        for name in (*step.outputs, *changed):
             run.values[(step.name, name)] = namespace[name]
+        run.changed_by.update(dict.fromkeys(changed, step.name))
     run.db.save_run(run.record)
     run.listener(step.name, "end", record)
+
+
+def _effective_producers(run: _Run, producers: dict[str, str]) -> dict[str, str]:
+    """Each input's producer, or the later step seen changing it in place since."""
+    order = {step.name: position for position, step in enumerate(run.pipeline.steps)}
+    effective = dict(producers)
+    for name, producer in producers.items():
+        changer = run.changed_by.get(name)
+        if changer is not None and order[changer] > order.get(producer, -1):
+            effective[name] = changer
+    return effective
+
+
+def _fingerprints(namespace: dict[str, Any], names: list[str]) -> dict[str, str]:
+    """Digests of the inputs a step could change in place (not numbers or strings)."""
+    found = {}
+    for name in names:
+        value = namespace.get(name)
+        digest = fingerprint(value) if can_change(value) else None
+        if digest is not None:
+            found[name] = digest
+    return found
+
+
+def _changed_in_place(namespace: dict[str, Any], before: dict[str, str]) -> list[str]:
+    """Inputs whose contents differ after the step: it changed them without rebinding."""
+    return [
+        name
+        for name, digest in before.items()
+        if name in namespace and fingerprint(namespace[name]) != digest
+    ]
+
+
+def _store_changed(
+    run: _Run, step: Step, namespace: dict[str, Any], names: list[str]
+) -> dict[str, StoredArtifact]:
+    """Inputs the step changed in place, stored as its outputs: later steps read them here."""
+    changed = Step(step.name, step.cells, step.reads, step.writes, outputs=tuple(names))
+    return _store_outputs(run, changed, namespace) if names else {}
 
 
 def _output(run: _Run, step: str, name: str) -> StoredArtifact:
@@ -310,7 +360,7 @@ def _metrics(run: _Run) -> dict[str, float]:
     metrics = run.pipeline.metrics
     if not metrics.names:
         return {}
-    inputs = dict(metrics.inputs)
+    inputs = _effective_producers(run, dict(metrics.inputs))
     hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
     key = _cache_key(run, metrics.cells, tuple(run.parameters), hashes)
     cached = run.db.cached_outputs(key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +82,15 @@ MIGRATIONS: tuple[str, ...] = (
         name TEXT PRIMARY KEY,
         pid INTEGER NOT NULL,
         acquired_at REAL NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE observed_changes (
+        notebook TEXT NOT NULL,
+        step TEXT NOT NULL,
+        name TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (notebook, step, name)
     );
     """,
 )
@@ -208,6 +217,28 @@ class StateDb:
                 "INSERT OR REPLACE INTO step_cache VALUES (?, ?, ?, ?, ?)",
                 (cache_key, notebook, step, _json_artifacts(outputs), time.time()),
             )
+
+    # values steps changed in place, seen at run time
+
+    def observe_changes(self, notebook: str, step: str, names: Iterable[str]) -> None:
+        """What the step changed of its inputs the last time it ran; replaces what was seen."""
+        with self.transaction() as conn:
+            conn.execute(
+                "DELETE FROM observed_changes WHERE notebook = ? AND step = ?", (notebook, step)
+            )
+            conn.executemany(
+                "INSERT INTO observed_changes VALUES (?, ?, ?, ?)",
+                [(notebook, step, name, time.time()) for name in names],
+            )
+
+    def observed_changes(self, notebook: str) -> tuple[tuple[str, str], ...]:
+        """(step, name) for each input a step of this notebook was seen changing in place."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT step, name FROM observed_changes WHERE notebook = ? ORDER BY step, name",
+                (notebook,),
+            ).fetchall()
+        return tuple((row["step"], row["name"]) for row in rows)
 
     # runs
 

@@ -159,7 +159,7 @@ class LineageHandler(NbopsHandler):
     async def get(self) -> None:
         notebook = self.notebook(self.query("path"))
         lineage = await self.off_loop(
-            operations.lineage_of_file, notebook.os_path, notebook.api_path
+            operations.lineage_of_file, notebook.os_path, notebook.api_path, self.home
         )
         self.reply(lineage)
 
@@ -173,7 +173,11 @@ class LineageHandler(NbopsHandler):
                 "'notebook' must be the notebook's JSON.", fix='Send {"notebook": {...}}.'
             )
         label = text(body, "path") or "untitled.ipynb"
-        self.reply(await self.off_loop(operations.lineage_of_content, content, label))
+        on_disk = self.notebook(label).os_path if text(body, "path") else None
+        reply = await self.off_loop(
+            operations.lineage_of_content, content, label, on_disk, self.home
+        )
+        self.reply(reply)
 
 
 class CheckHandler(NbopsHandler):
@@ -186,7 +190,7 @@ class CheckHandler(NbopsHandler):
     async def get(self) -> None:
         notebook = self.notebook(self.query("path"))
         lineage = await self.off_loop(
-            operations.lineage_of_file, notebook.os_path, notebook.api_path
+            operations.lineage_of_file, notebook.os_path, notebook.api_path, self.home
         )
         self.reply(lineage["diagnostics"])
 

@@ -29,21 +29,27 @@ class InvalidTarget(NbopsError):
     """A deployment name that cannot name a folder safely, or a port number that cannot be."""
 
 
-def lineage_of_file(notebook: Path, label: str) -> dict[str, Any]:
-    """`nbops lineage --format json` of a file; `label` is the path the JSON names."""
+def lineage_of_file(notebook: Path, label: str, home: Home | None = None) -> dict[str, Any]:
+    """`nbops lineage --format json` of a file; `label` is the path the JSON names. With a
+    `home`, in-place changes its runs saw are part of the lineage, as the CLI shows them."""
     from nbops.model.analysis import analyse
     from nbops.model.lineage import lineage_dict
 
-    return lineage_dict(analyse(_read(notebook, label)))
+    observed = home.observed_changes(notebook) if home is not None else ()
+    return lineage_dict(analyse(_read(notebook, label), observed))
 
 
-def lineage_of_content(content: dict[str, Any], label: str) -> dict[str, Any]:
-    """The same JSON for a notebook's current content, unsaved edits included."""
+def lineage_of_content(
+    content: dict[str, Any], label: str, on_disk: Path | None = None, home: Home | None = None
+) -> dict[str, Any]:
+    """The same JSON for a notebook's current content, unsaved edits included; `on_disk` is
+    its file, whose runs in `home` may have seen in-place changes."""
     from nbops.model.analysis import analyse
     from nbops.model.lineage import lineage_dict
     from nbops.model.notebook import notebook_from_dict
 
-    return lineage_dict(analyse(notebook_from_dict(content, label)))
+    observed = home.observed_changes(on_disk) if home and on_disk else ()
+    return lineage_dict(analyse(notebook_from_dict(content, label), observed))
 
 
 def start_deploy(
@@ -62,7 +68,7 @@ def start_deploy(
 
     check_name(name)
     check_port(port)
-    pipeline = _runnable(notebook, label)
+    pipeline = _runnable(notebook, label, home)
     overrides = parameter_values(parameters, pipeline)
 
     def work(job: Job) -> Outcome:
@@ -97,7 +103,7 @@ def start_run(
     """`nbops run NOTEBOOK` as a job; its result is the run record, failed or not."""
     from nbops.run.runner import run_pipeline
 
-    pipeline = _runnable(notebook, label)
+    pipeline = _runnable(notebook, label, home)
     overrides = parameter_values(parameters, pipeline)
 
     def work(job: Job) -> Outcome:
@@ -186,14 +192,15 @@ def check_port(port: int | None) -> None:
         raise InvalidTarget(f"{port} is not a port number.", fix="Use one from 1 to 65535.")
 
 
-def _runnable(notebook: Path, label: str) -> Pipeline:
+def _runnable(notebook: Path, label: str, home: Home) -> Pipeline:
     """The analysed notebook, refused (as `nbops run` refuses it) when analysis finds errors.
 
     Its path is the absolute one, as the CLI records runs by (`nbops runs NOTEBOOK` finds them).
     """
-    from nbops.model.analysis import analyse
+    from nbops.run.home import analyse_with_runs
 
-    pipeline = analyse(dataclasses.replace(_read(notebook, label), path=str(notebook.resolve())))
+    read = dataclasses.replace(_read(notebook, label), path=str(notebook.resolve()))
+    pipeline = analyse_with_runs(read, home)
     pipeline.raise_for_errors()
     return pipeline
 
