@@ -73,7 +73,8 @@ def build(
     """Generate, run (cached), bundle, test and describe the build, then move it into place."""
     home = home or Home.default()
     record = (
-        run_pipeline(pipeline, parameters=parameters, home=home, listener=listener)
+        # The build runs the generated tests itself, with the test cells' names.
+        run_pipeline(pipeline, parameters=parameters, home=home, listener=listener, tests=False)
         if run
         else _latest_run(pipeline, home)
     )

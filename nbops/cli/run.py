@@ -17,6 +17,7 @@ from nbops.cli.app import NOTEBOOK, PARAM, REQUIRE, cli, format_option
 @REQUIRE
 @click.option("--force", is_flag=True, help="Re-run every step, cached or not.")
 @click.option("--from", "from_step", metavar="STEP", help="Re-run STEP and every step after it.")
+@click.option("--no-tests", is_flag=True, help="Do not run the test cells after their steps.")
 @format_option("text", "json")
 def run(
     notebook: str,
@@ -24,11 +25,13 @@ def run(
     gates: tuple[str, ...],
     force: bool,
     from_step: str | None,
+    no_tests: bool,
     fmt: str,
 ) -> None:
     """Run NOTEBOOK's pipeline locally; steps whose code, parameters and inputs did not change
-    are taken from the cache. Records the run in .nbops/ (see `nbops runs`). Exit 1 if a step
-    fails or a --require gate does not hold."""
+    are taken from the cache. Each step's test cells run after it. Records the run in .nbops/
+    (see `nbops runs`). Exit 1 if a step or a test cell fails or a --require gate does not
+    hold."""
     import json
 
     from nbops.errors import StepFailed
@@ -44,7 +47,12 @@ def run(
     if fmt == "json":
         try:
             record = run_pipeline(
-                pipeline, parameters=overrides, force=force, from_step=from_step, home=home
+                pipeline,
+                parameters=overrides,
+                force=force,
+                from_step=from_step,
+                home=home,
+                tests=not no_tests,
             )
         except StepFailed:
             failed = home.db().runs(str(Path(notebook).resolve()), limit=1)[0]
@@ -67,6 +75,7 @@ def run(
                 from_step=from_step,
                 home=home,
                 listener=progress,
+                tests=not no_tests,
             )
     except StepFailed as failure:
         print_failure(failure, notebook)

@@ -58,8 +58,13 @@ def run_pipeline(
     from_step: str | None = None,
     home: Home | None = None,
     listener: Listener | None = None,
+    tests: bool = True,
 ) -> RunRecord:
-    """Run every step (cached where nothing it depends on changed) and record the run."""
+    """Run every step (cached where nothing it depends on changed) and record the run.
+
+    With `tests`, each step's test cells run right after it, and a failing one fails the run
+    as `nbops build` and `nbops test` fail; they re-run only when what they read changed.
+    """
     pipeline.raise_for_errors()
     home = home or Home.default()
     values = {p.name: p.default for p in pipeline.parameters} | (parameters or {})
@@ -81,6 +86,8 @@ def run_pipeline(
     try:
         for position, step in enumerate(pipeline.steps):
             _run_step(run, step, record.steps[position], force=position >= forced_from)
+            if tests:
+                _run_tests(run, step.name)
         record.metrics = _metrics(run)
         record.status = "succeeded"
     except StepFailed as failure:
@@ -240,9 +247,33 @@ def _value(run: _Run, producer: str, name: str) -> Any:
     return run.values[key]
 
 
-def _execute(run: _Run, step: str, cells: tuple[CellRef, ...], namespace: dict[str, Any]) -> None:
+def _run_tests(run: _Run, step: str) -> None:
+    """The test cells of `step`, on the values it made; skipped when they passed on the same
+    values (and code) before."""
+    for test in run.pipeline.tests:
+        if test.step != step:
+            continue
+        inputs = _effective_producers(run, dict(test.inputs))
+        hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
+        key = _cache_key(run, test.cells, tuple(run.parameters), hashes)
+        if run.db.cached_outputs(key) is not None:
+            continue
+        _setup_namespace(run)
+        namespace = _namespace(run, inputs)
+        tag = run.pipeline.code(test.cells[0]).tag or "test"
+        _execute(run, f"test-{step}", test.cells, namespace, tag=tag)
+        run.db.remember_outputs(key, run.record.notebook, f"test-{step}", {})
+
+
+def _execute(
+    run: _Run,
+    step: str,
+    cells: tuple[CellRef, ...],
+    namespace: dict[str, Any],
+    tag: str | None = None,
+) -> None:
     """Run cells as the notebook would; each cell's output is kept (the build's report shows
-    it) and appended to the step's log."""
+    it) and appended to the step's log. `tag` names the cells' role in a failure."""
     run_dir = run.home.log_dir(run.record.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / f"{step}.log"
@@ -254,7 +285,7 @@ def _execute(run: _Run, step: str, cells: tuple[CellRef, ...], namespace: dict[s
             try:
                 exec(code, namespace)  # the user's own cell, as the notebook runs it
             except Exception as error:
-                failure = _step_failure(run, step, ref, error, log_path)
+                failure = _step_failure(run, step, ref, error, log_path, tag)
         with open(log_path, "a") as log:
             log.write(cell_output_path(run_dir, ref).read_text())
         if failure is not None:
@@ -312,7 +343,7 @@ def _dropped_lines(source: str) -> int:
 
 
 def _step_failure(
-    run: _Run, step: str, ref: CellRef, error: Exception, log_path: Path
+    run: _Run, step: str, ref: CellRef, error: Exception, log_path: Path, tag: str | None = None
 ) -> StepFailed:
     frames = traceback.extract_tb(error.__traceback__)
     ours = cell_filename(run.pipeline, ref)
@@ -322,7 +353,7 @@ def _step_failure(
         traceback.format_exception_only(type(error), error)
     )
     line = f" line {lines[-1]}" if lines else ""
-    tag = "setup" if step == "setup" else f"step:{step}"
+    tag = tag or ("setup" if step == "setup" else f"step:{step}")
     where = f"{run.pipeline.notebook.display_name} cell {ref.index} [{tag}]{line}"
     summary = "".join(traceback.format_exception_only(type(error), error)).strip()
     return StepFailed(
