@@ -66,9 +66,12 @@ class CellTags:
 
 
 def option_line_tags(source: str) -> tuple[tuple[str, int], ...]:
-    """Tags written as leading `#| nbops: step:train` lines, with their 1-based line numbers."""
+    """Tags written as `#| nbops: step:train` lines, with their 1-based line numbers: the
+    cell's leading `#|` lines, or those right after a cell magic, which Jupyter needs first."""
+    lines = source.splitlines()
+    start = 1 if lines and lines[0].startswith("%%") else 0
     found: list[tuple[str, int]] = []
-    for number, line in enumerate(source.splitlines(), start=1):
+    for number, line in enumerate(lines[start:], start=start + 1):
         if not line.startswith("#|"):
             break
         match = OPTION_LINE.match(line.strip())
@@ -82,8 +85,11 @@ def read_cell_tags(cell: Cell) -> CellTags:
     reader = _TagReader(cell)
     for tag in cell.tags:
         reader.read(tag, line=None)
-    for tag, line in option_line_tags(cell.source):
+    options = option_line_tags(cell.source)
+    for tag, line in options:
         reader.read(tag, line=line)
+    if options:
+        reader.check_cell_magic_first(cell.source)
     return reader.result()
 
 
@@ -176,6 +182,21 @@ class _TagReader:
                 "Keep one of these tags, or split the cell.",
                 other[1],
                 other[0],
+            )
+
+    def check_cell_magic_first(self, source: str) -> None:
+        """A `%%magic` below `#|` lines runs in nbops but fails in Jupyter and papermill."""
+        lines = source.splitlines()
+        below = next((n for n, line in enumerate(lines) if not line.startswith("#|")), len(lines))
+        if 0 < below < len(lines) and lines[below].startswith("%%"):
+            magic = lines[below].split()[0]
+            self._error(
+                f"{magic} comes after the '#| nbops:' line, but Jupyter runs a cell magic only "
+                "on a cell's first line, so this cell fails in Jupyter and papermill.",
+                f"Put {magic} first and the '#| nbops:' line right below it; nbops reads it "
+                "there too.",
+                below + 1,
+                lines[below].strip(),
             )
 
     def _warn(self, message: str, fix: str, line: int | None, tag: str) -> None:
