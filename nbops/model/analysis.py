@@ -248,6 +248,7 @@ class _Analysis:
             )
 
     def _visit_serve(self, section: Section, names: SectionNames) -> None:
+        self._check_serve_statements(section)
         self.opaque |= names.opaque
         self._resolve(section, names, deferred=False)  # serve functions are checked one by one
         taken = {e.route for e in self.endpoints}
@@ -258,6 +259,24 @@ class _Analysis:
             replace(e, inputs=tuple((a, self.latest[a]) for a in e.artifacts)) for e in endpoints
         )
         self.diagnostics.extend(problems)
+
+    def _check_serve_statements(self, section: Section) -> None:
+        """The service runs its cells when it starts: anything but definitions runs there."""
+        served = {f.name for code in section.cells for f in code.names.functions}
+        for code in section.cells:
+            statement = next(
+                (s for s in code.python.tree.body if not _is_definition(s, served)), None
+            )
+            if statement is not None:
+                self._add(
+                    code,
+                    statement.lineno,
+                    f"this serve cell runs '{_first_line(statement)}' when the service starts; "
+                    "a failure there makes the whole service unready.",
+                    "Move it to a test or skip cell: keep serve cells to imports, functions, "
+                    "classes and constants (calls of the served function stay, as examples).",
+                    Severity.WARNING,
+                )
 
     def _step_names(self) -> set[str]:
         return {s.name for s in self.sections if s.role is Role.STEP and s.name}
@@ -305,6 +324,19 @@ class _Analysis:
                 f"(cell {writer.cell.index}) computes; setup runs before every step."
             )
             fix = "Move this code into a step, or compute the value in setup itself."
+        elif (
+            writer is not None
+            and writer.tags.role is Role.SKIP
+            and use.code.tags.role is None
+            and section.role is not None
+        ):
+            reader = use.code.cell.index
+            message = f"{name!r} is read here but only cell {writer.cell.index} (skip) writes it."
+            fix = (
+                f"Cell {reader} is untagged, so it continues the {section.tag} cell above it "
+                f"(skip cells in between do not end that). Tag cell {reader} 'skip' too if it "
+                f"is exploration, or tag cell {writer.cell.index} 'setup' if {name!r} is needed."
+            )
         elif writer is not None and writer.cell.index > use.code.cell.index:
             message = (
                 f"{name!r} is read here but only cell {writer.cell.index}, further down, writes it."
@@ -494,3 +526,30 @@ def _diagnostic_order(diagnostic: Diagnostic) -> tuple[int, int, str]:
         diagnostic.line or 0,
         diagnostic.message,
     )
+
+
+DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _is_definition(statement: ast.stmt, served: set[str]) -> bool:
+    """Imports, defs, classes, docstrings, `pass`, assignments that call nothing, and calls of
+    the cell's own functions as statements (examples, which the service leaves out)."""
+    if isinstance(statement, (*DEFINITIONS, ast.Pass)):
+        return True
+    if isinstance(statement, ast.Expr):
+        value = statement.value
+        if isinstance(value, ast.Constant):
+            return True
+        return (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id in served
+        )
+    if isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
+        return not any(isinstance(node, ast.Call) for node in ast.walk(statement.value))
+    return isinstance(statement, ast.AnnAssign)
+
+
+def _first_line(statement: ast.stmt) -> str:
+    text = ast.unparse(statement).split("\n")[0]
+    return text if len(text) <= 40 else text[:39] + "…"
