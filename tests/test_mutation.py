@@ -129,3 +129,19 @@ def test_checking_a_notebook_never_creates_the_state_db(tmp_path: Path) -> None:
     notebook = write(tmp_path, SEEN_WHEN_RUN)
     nbops("check", str(notebook), home=tmp_path / ".nbops")
     assert not (tmp_path / ".nbops").exists()
+
+
+def test_a_build_after_the_run_saw_a_change_ships_and_generates_the_changed_value(
+    tmp_path: Path, home: Home
+) -> None:
+    from nbops.build.builder import build
+
+    serve = ("def count(extra: int) -> int:\n    return len(values) + extra\n", ["serve"])
+    notebook = write(tmp_path, [*SEEN_WHEN_RUN, serve])
+    result = build(analyse(load_notebook(notebook)), out=tmp_path / "build", home=home)
+    (endpoint,) = result.manifest["endpoints"]
+    assert endpoint["artifacts"] == {"values": "change.values"}
+    stored = result.manifest["artifacts"]["change.values"]
+    assert home.store.get(stored["sha256"], stored["format"]) == [1, 2, 3, 99]
+    dag = (tmp_path / "build" / "pipeline" / "dag.py").read_text()
+    assert dag.count('inputs={"values": "change"}') == 1  # the report step reads the change

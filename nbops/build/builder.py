@@ -22,6 +22,7 @@ from typing import Any
 from nbops import __version__
 from nbops.errors import NbopsError
 from nbops.build.examples import example_request
+from nbops.model.analysis import analyse
 from nbops.model.pipeline import Pipeline
 from nbops.run.home import Home
 from nbops.run.runner import Listener, cell_output_path, run_pipeline
@@ -78,6 +79,10 @@ def build(
         if run
         else _latest_run(pipeline, home)
     )
+    # A change in place a run saw (and the code does not show) moves where values come from.
+    observed = home.observed_changes(pipeline.notebook.path)
+    if observed:
+        pipeline = analyse(pipeline.notebook, observed)
     with _staging(out) as staging:
         from nbops.build.codegen import write_pipeline
         from nbops.build.packaging import write_packaging

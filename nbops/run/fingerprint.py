@@ -1,13 +1,14 @@
 """A cheap digest of a value in memory, to tell whether a step changed one of its inputs in
-place: arrays and frames are hashed by their contents, anything else by the store's bytes."""
+place: arrays and frames are hashed by their contents, anything else by its pickle, whose
+large buffers (a model's arrays) are hashed where they lie rather than copied."""
 
 from __future__ import annotations
 
 import hashlib
+import pickle
 import sys
+from collections.abc import Callable
 from typing import Any
-
-from nbops.run.store import serialise
 
 # Values of these types cannot change in place; checking them would only cost time.
 IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, range, frozenset)
@@ -26,11 +27,28 @@ def fingerprint(value: Any) -> str | None:
     digest = _array_digest(value) or _frame_digest(value)
     if digest is not None:
         return digest
-    try:
-        data, _ = serialise(value)
-    except Exception:  # the value's own pickling failed: nothing to compare
-        return None
-    return hashlib.sha256(data).hexdigest()
+    for dumps in (pickle.dumps, _cloudpickle_dumps):
+        try:
+            return _pickle_digest(value, dumps)
+        except Exception:  # the value's own pickling failed; by value, or not at all
+            continue
+    return None
+
+
+def _pickle_digest(value: Any, dumps: Callable[..., bytes]) -> str:
+    buffers: list[pickle.PickleBuffer] = []
+    digest = hashlib.sha256(dumps(value, protocol=5, buffer_callback=buffers.append))
+    for buffer in buffers:
+        digest.update(buffer.raw())
+    return digest.hexdigest()
+
+
+def _cloudpickle_dumps(value: Any, **options: Any) -> bytes:
+    """Classes and functions the notebook defined pickle by value only."""
+    import cloudpickle
+
+    data: bytes = cloudpickle.dumps(value, **options)
+    return data
 
 
 def _array_digest(value: Any) -> str | None:
