@@ -42,7 +42,9 @@ HOP_BY_HOP = frozenset(
 
 def current_upstream(db: str, name: str) -> tuple[int, int] | None:
     """(version, port) of the deployment the db marks current and healthy, if any."""
-    conn = sqlite3.connect(db, timeout=5)
+    # Read-only: the proxy never creates or changes the db; while it cannot read it (damaged,
+    # being restored) the watcher keeps the last upstream, so the service keeps answering.
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         row = conn.execute(
             "SELECT version, port FROM deployments WHERE name = ? AND current = 1 "

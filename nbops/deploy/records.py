@@ -110,7 +110,7 @@ def next_version(db: StateDb, name: str) -> int:
 
 
 def _select(db: StateDb, where: str, args: tuple[Any, ...]) -> list[Deployment]:
-    with db.transaction() as conn:
+    with db.reading() as conn:
         rows = conn.execute(f"SELECT * FROM deployments {where}", args).fetchall()
     return [Deployment(**{c: row[c] for c in _COLUMNS}) for row in rows]
 
@@ -119,7 +119,7 @@ def _select(db: StateDb, where: str, args: tuple[Any, ...]) -> list[Deployment]:
 
 
 def endpoint(db: StateDb, name: str) -> tuple[int, int | None] | None:
-    with db.transaction() as conn:
+    with db.reading() as conn:
         row = conn.execute(
             "SELECT port, proxy_pid FROM endpoints WHERE name = ?", (name,)
         ).fetchone()
@@ -150,6 +150,8 @@ def deploy_lock(db: StateDb, name: str) -> Iterator[None]:
         conn.execute(
             "INSERT OR REPLACE INTO deploy_locks VALUES (?, ?, ?)", (name, os.getpid(), time.time())
         )
+    # Before a deploy, rollback or stop changes anything: what to restore if the db is lost.
+    db.backup(name)
     try:
         yield
     finally:

@@ -76,6 +76,7 @@ class _Analysis:
             if code.python.syntax_error and code.tags.role is not Role.SKIP:
                 self._syntax_error(code)
         self._read_parameters()
+        self._check_shell_parameters()
         self._read_setup()
         self._name_steps()
         for section in self.sections:
@@ -117,6 +118,24 @@ class _Analysis:
         self.parameters, problems = read_parameters(cells)
         self.diagnostics.extend(problems)
         self.globals.update(p.name for p in self.parameters)
+
+    def _check_shell_parameters(self) -> None:
+        """A parameter's value put into a shell line: `-p` and the REST API come from others."""
+        parameters = {p.name for p in self.parameters}
+        for code in self.cells:
+            if code.tags.role is Role.SKIP:
+                continue
+            for name, line in code.names.shell_reads.items():
+                if name in parameters:
+                    self._add(
+                        code,
+                        line,
+                        f"parameter {name!r} goes into a shell command here; a value given with "
+                        "-p or through the REST API could run other commands.",
+                        "nbops quotes it in its own runs and builds, but Jupyter and papermill "
+                        "do not: pass it in the environment or use subprocess.run([...]).",
+                        Severity.WARNING,
+                    )
 
     def _read_setup(self) -> None:
         for section in self._sections(Role.SETUP):

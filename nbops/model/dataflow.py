@@ -116,6 +116,7 @@ class Names:
     functions: tuple[FunctionNames, ...] = ()
     opaque: bool = False
     calls: tuple[Call, ...] = ()  # made when the code runs, not inside function bodies
+    shell_reads: dict[str, int] = field(default_factory=dict)  # put into `!cmd {x}` lines
 
 
 def scan(tree: ast.Module) -> Names:
@@ -132,6 +133,7 @@ def scan(tree: ast.Module) -> Names:
         functions=tuple(scanner.functions),
         opaque=scanner.opaque,
         calls=tuple(scanner.calls),
+        shell_reads=scanner.shell_reads,
     )
 
 
@@ -155,6 +157,7 @@ class _Scanner(ast.NodeVisitor):
         self.current_function: FunctionNames | None = None
         self.function_scope: _Scope | None = None  # the scope of current_function's body
         self.calls: list[Call] = []
+        self.shell_reads: dict[str, int] = {}
         self.opaque = False
 
     # name resolution
@@ -442,6 +445,8 @@ class _Scanner(ast.NodeVisitor):
         texts = [s for s in strings if isinstance(s, str)]
         if method in SHELL_METHODS and texts:
             self._visit_expanded(texts[0], node.lineno)
+            for name in _expanded_names(texts[0]):
+                self.shell_reads.setdefault(name, node.lineno)
         elif method == "run_line_magic" and len(texts) >= 2:
             magic, argument = texts[0], texts[1]
             if magic in PYTHON_ARG_MAGICS:
@@ -483,6 +488,19 @@ def without_magic_options(code: str) -> str:
         if option in {"-n", "-r", "-p", "-s", "-T", "-D", "-l"} and words:
             words.pop(0)
     return " ".join(words)
+
+
+def _expanded_names(text: str) -> list[str]:
+    """The names IPython puts into a shell line: in `{expression}`s and as `$name`."""
+    names: list[str] = []
+    for expression in BRACED_EXPRESSION.findall(text):
+        try:
+            tree = ast.parse(expression.strip(), mode="eval")
+        except (SyntaxError, ValueError):
+            continue
+        names += [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    names += [n for n in DOLLAR_NAME.findall(text) if not n.isupper()]
+    return names
 
 
 def root_name(expr: ast.expr) -> str | None:

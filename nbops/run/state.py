@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import NbopsError
+from nbops.run.database import Database
 
 # Each entry migrates the schema from version N to N + 1; never edit a released one.
 MIGRATIONS: tuple[str, ...] = (
@@ -97,10 +96,6 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class StateDbError(NbopsError):
-    """The state db is newer than this nbops, or cannot be opened."""
-
-
 @dataclass(frozen=True)
 class StoredArtifact:
     sha256: str
@@ -156,54 +151,17 @@ class RunRecord:
         }
 
 
-class StateDb:
-    """A connection per call site; `with db.transaction() as conn:` groups writes."""
+class StateDb(Database):
+    """Runs, steps, the step cache, deployments and what runs saw; `with db.transaction()`
+    groups writes, `with db.reading()` reads without waiting for a writer."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._migrate()
-
-    def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 30000")
-        return conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self.connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
-
-    def _migrate(self) -> None:
-        with self.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StateDbError(
-                    f"its schema is version {version}, newer than this nbops knows "
-                    f"({SCHEMA_VERSION}).",
-                    where=str(self.path),
-                    fix="Upgrade nbops (pip install -U nbops).",
-                )
-            for number in range(version, SCHEMA_VERSION):
-                for statement in _statements(MIGRATIONS[number]):
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    def __init__(self, path: str | Path, *, timeout: float | None = None) -> None:
+        super().__init__(path, MIGRATIONS, timeout=timeout)
 
     # step cache
 
     def cached_outputs(self, cache_key: str) -> dict[str, StoredArtifact] | None:
-        with self.transaction() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 "SELECT outputs FROM step_cache WHERE cache_key = ?", (cache_key,)
             ).fetchone()
@@ -233,7 +191,7 @@ class StateDb:
 
     def observed_changes(self, notebook: str) -> tuple[tuple[str, str], ...]:
         """(step, name) for each input a step of this notebook was seen changing in place."""
-        with self.transaction() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 "SELECT step, name FROM observed_changes WHERE notebook = ? ORDER BY step, name",
                 (notebook,),
@@ -284,12 +242,12 @@ class StateDb:
             query += " WHERE notebook = ?"
             args = (notebook,)
         query += " ORDER BY started_at DESC LIMIT ?"
-        with self.transaction() as conn:
+        with self.reading() as conn:
             rows = conn.execute(query, (*args, limit)).fetchall()
             return [self._run(conn, row) for row in rows]
 
     def run(self, run_id: str) -> RunRecord | None:
-        with self.transaction() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY started_at DESC",
                 (run_id, f"{run_id}%"),
@@ -297,7 +255,7 @@ class StateDb:
             return self._run(conn, row) if row else None
 
     def latest_run(self, notebook: str, status: str = "succeeded") -> RunRecord | None:
-        with self.transaction() as conn:
+        with self.reading() as conn:
             row = conn.execute(
                 "SELECT * FROM runs WHERE notebook = ? AND status = ? "
                 "ORDER BY started_at DESC LIMIT 1",
@@ -342,10 +300,6 @@ class StateDb:
                     conn.execute(
                         "UPDATE runs SET status = 'interrupted' WHERE id = ?", (row["id"],)
                     )
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 def _json_artifacts(outputs: dict[str, StoredArtifact]) -> str:
