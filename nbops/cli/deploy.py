@@ -132,9 +132,9 @@ def status(name: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    from nbops.cli.terminal import console, deployments_table
+    from nbops.cli.terminal import console, deployments_table, show
 
-    console().print(deployments_table(rows))
+    show(console(), deployments_table(rows))
 
 
 @cli.command()
@@ -151,9 +151,9 @@ def history(name: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    from nbops.cli.terminal import console, history_table
+    from nbops.cli.terminal import console, history_table, show
 
-    console().print(history_table(name, rows))
+    show(console(), history_table(name, rows))
 
 
 @cli.command()
