@@ -69,7 +69,9 @@ def test_runs_show_shows_the_run_it_names(nbops: Any, tmp_path: Path) -> None:
     assert json.loads(shown.stdout)["run_id"] == run_id
     text = nbops("runs", "show", run_id)
     assert text.exit_code == 0, text.output
-    assert f"run {run_id} succeeded" in text.stdout
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith(f"run {run_id} succeeded: 2 ran, 0 cached, ")
+    assert lines[-1] == "parameters: max_depth=3"
     listed = nbops("runs", "small.ipynb", "--format", "json")
     assert [r["run_id"] for r in json.loads(listed.stdout)] == [run_id]
     assert [r["run_id"] for r in json.loads(nbops("runs", "--format", "json").stdout)] == [run_id]

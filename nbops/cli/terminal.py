@@ -12,7 +12,7 @@ from nbops.model.pipeline import CellRef, Pipeline
 from nbops.run.state import RunRecord, StepRecord
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.table import Table
     from rich.tree import Tree
 
@@ -185,16 +185,20 @@ def runs_table(records: list[RunRecord]) -> Table:
     )
 
 
-def run_details(record: RunRecord) -> Table:
-    table = _table("step", "status", "seconds", "outputs (sha256)", title=run_summary(record))
+def run_details(record: RunRecord) -> Group:
+    """The run's summary line, a table of its steps, and its parameters on a line."""
+    from rich.console import Group
+    from rich.text import Text
+
+    table = _table("step", "status", "seconds", "outputs (sha256)")
     for step in record.steps:
         outputs = ", ".join(f"{n} {a.sha256[:12]}" for n, a in step.outputs.items())
         table.add_row(step.name, step.status, f"{step.duration_s:.2f}", outputs)
-    if record.parameters:
-        table.caption = "parameters: " + ", ".join(
-            f"{k}={v!r}" for k, v in record.parameters.items()
-        )
-    return _whole(table, {"step": [step.name for step in record.steps]})
+    _whole(table, {"step": [step.name for step in record.steps]})
+    parameters = ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())
+    if not parameters:
+        return Group(Text(run_summary(record)), table)
+    return Group(Text(run_summary(record)), table, Text(f"parameters: {parameters}"))
 
 
 def deployments_table(rows: list[dict[str, Any]]) -> Table:
