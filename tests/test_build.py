@@ -57,6 +57,7 @@ def test_a_build_holds_code_artifacts_tests_report_and_manifest(tmp_path: Path, 
             "cells": [{"index": 6, "id": "c6"}],
             "artifacts": {"scaled": "scale.scaled"},
             "example": None,
+            "example_cell": None,
         }
     ]
     entry = manifest["artifacts"]["scale.scaled"]

@@ -185,7 +185,10 @@ def test_a_broken_version_fails_and_the_old_one_keeps_serving(
     assert code == 1
     assert deployment["status"] == "failed"
     if broken == "raises":  # the build's own service tests catch it before anything starts
-        assert deployment["reason"].startswith("the generated tests failed")
+        assert deployment["reason"].startswith(
+            "model.ipynb cell 4 [serve]: the service's smoke tests failed: the example request "
+            "of /predict (cell 5) was not answered 200, so the build was not replaced."
+        )
         assert "broken on purpose" in deployment["log_tail"]
     elif broken == "artifact":
         assert "/readyz answered 503" in deployment["reason"]

@@ -7,6 +7,7 @@ import filecmp
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -21,9 +22,9 @@ from typing import Any
 
 from nbops import __version__
 from nbops.errors import NbopsError
-from nbops.build.examples import example_request
+from nbops.build.examples import smoke_example
 from nbops.model.analysis import analyse
-from nbops.model.pipeline import Pipeline
+from nbops.model.pipeline import Endpoint, Pipeline
 from nbops.run.home import Home
 from nbops.run.runner import Listener, cell_output_path, run_pipeline
 from nbops.run.state import RunRecord, StoredArtifact
@@ -91,7 +92,7 @@ def build(
         write_pipeline(pipeline, staging)
         write_service(pipeline, staging)
         artifacts = _bundle(pipeline, record, home, staging) if record else {}
-        tests_output = _run_tests(staging) if record and (staging / "tests").is_dir() else ""
+        tests_output = _run_tests(pipeline, staging) if record and (staging / "tests").is_dir() else ""
         manifest = _manifest(pipeline, record, artifacts, staging)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         write_packaging(pipeline, staging)  # after the manifest: it reads the artifacts' formats
@@ -165,12 +166,13 @@ def _bundle(
     return index
 
 
-def _run_tests(staging: Path) -> str:
+def _run_tests(pipeline: Pipeline, staging: Path) -> str:
     """The generated tests, run by pytest in a child process against the bundled artifacts."""
     env = {k: v for k, v in os.environ.items() if k != "NBOPS_STORE"}
     done = subprocess.run(
-        # An empty config and rootdir keep any pytest settings of folders above the build out.
-        [*PYTEST, "-c", os.devnull, "--rootdir", ".", "tests"],
+        # An empty config and rootdir keep any pytest settings of folders above the build out;
+        # -rfE lists each failed test on a line of its own, which the error message reads.
+        [*PYTEST, "-rfE", "-c", os.devnull, "--rootdir", ".", "tests"],
         cwd=staging,
         env=env,
         capture_output=True,
@@ -178,12 +180,86 @@ def _run_tests(staging: Path) -> str:
         check=False,
     )
     if done.returncode != 0:
-        raise BuildFailed(
-            "the generated tests failed, so the build was not replaced.",
-            fix="Fix the notebook's test cells or the steps they check, then build again.",
-            details=(done.stdout + done.stderr).strip(),
-        )
+        raise tests_failed(pipeline, (done.stdout + done.stderr).strip())
     return done.stdout.strip()
+
+
+SMOKE_TESTS = "tests/test_service_smoke.py"
+# The generated test of a test cell is named for the cell: test_cell_<index>_<step>.
+TEST_CELL = re.compile(r"::test_cell_(?P<index>\d+)_")
+FAILED_TEST = re.compile(r"^(?:FAILED|ERROR) (?P<test>\S+)", re.MULTILINE)
+
+
+def tests_failed(pipeline: Pipeline, output: str) -> BuildFailed:
+    """The failure of the generated tests, naming the cells to fix: the test cells whose tests
+    failed, or the serve cells when the service's smoke tests did."""
+    failed = FAILED_TEST.findall(output)
+    notebook = pipeline.notebook.display_name
+    cells = sorted({int(m["index"]) for test in failed if (m := TEST_CELL.search(test))})
+    smoke = [test.partition("::")[2] for test in failed if test.startswith(SMOKE_TESTS)]
+    if smoke and not cells:
+        return _smoke_failed(pipeline, smoke, output)
+    if cells and not smoke:
+        plural = "s" if len(cells) > 1 else ""
+        return BuildFailed(
+            f"the generated test{plural} of the test cell{plural} failed, "
+            "so the build was not replaced.",
+            where=f"{notebook} {_cells(cells)} [test]",
+            fix=f"Fix the test cell{plural} or the steps {'they check' if plural else 'it checks'} "
+            "(the test output is above), then build again.",
+            details=output,
+        )
+    return BuildFailed(
+        "the generated tests failed, so the build was not replaced.",
+        where=notebook,
+        fix="The test output above names the failing tests (tests/test_<step>.py test the "
+        "test cells, tests/test_service_smoke.py the serve cells); fix those cells, then "
+        "build again.",
+        details=output,
+    )
+
+
+def _smoke_failed(pipeline: Pipeline, tests: list[str], output: str) -> BuildFailed:
+    """The service's smoke tests failed: it did not start, or an example was not answered."""
+    serve = sorted({ref.index for endpoint in pipeline.endpoints for ref in endpoint.cells})
+    where = f"{pipeline.notebook.display_name} {_cells(serve)} [serve]"
+    if any(test.startswith("test_the_service_lives") for test in tests):
+        return BuildFailed(
+            "the service did not get ready in its smoke tests, so the build was not replaced.",
+            where=where,
+            fix="When the service starts it loads its artifacts and runs the serve cells, and "
+            "that failed (the reason is in the output above). Fix the serve cells, or move what "
+            "is not a definition to a test or skip cell, then build again.",
+            details=output,
+        )
+    examples = {e.route: smoke_example(pipeline, e) for e in pipeline.endpoints}
+    refused = {
+        route: example
+        for route, example in examples.items()
+        if example is not None and any(f"[/{route}]" in test for test in tests)
+    }
+    if refused:
+        calls = ", ".join(f"/{route} (cell {e.cell.index})" for route, e in refused.items())
+        first = sorted({e.cells[0].index for e in pipeline.endpoints if e.route in refused})
+        return BuildFailed(
+            f"the service's smoke tests failed: the example request of {calls} was not "
+            "answered 200, so the build was not replaced.",
+            where=f"{pipeline.notebook.display_name} {_cells(first)} [serve]",
+            fix="Fix the serve function, or its example call, so that the call works as the "
+            "notebook makes it (the error is in the output above), then build again.",
+            details=output,
+        )
+    return BuildFailed(
+        "the service's smoke tests failed, so the build was not replaced.",
+        where=where,
+        fix="Fix the serve cells (the failing smoke test is in the output above), then build "
+        "again.",
+        details=output,
+    )
+
+
+def _cells(indexes: list[int]) -> str:
+    return ("cell " if len(indexes) == 1 else "cells ") + ", ".join(map(str, indexes))
 
 
 def _manifest(
@@ -209,18 +285,21 @@ def _manifest(
             for s in pipeline.steps
         ],
         "artifacts": artifacts,
-        "endpoints": [
-            {
-                "name": e.name,
-                "route": e.route,
-                "cells": [c.as_dict() for c in e.cells],
-                "artifacts": {name: f"{producer}.{name}" for name, producer in e.inputs},
-                # The call the notebook itself makes, if any: deploys send it as a smoke test.
-                "example": example_request(pipeline, e),
-            }
-            for e in pipeline.endpoints
-        ],
+        "endpoints": [_manifest_endpoint(pipeline, e) for e in pipeline.endpoints],
         "metrics": record.metrics if record else {},
+    }
+
+
+def _manifest_endpoint(pipeline: Pipeline, endpoint: Endpoint) -> dict[str, Any]:
+    example = smoke_example(pipeline, endpoint)
+    return {
+        "name": endpoint.name,
+        "route": endpoint.route,
+        "cells": [c.as_dict() for c in endpoint.cells],
+        "artifacts": {name: f"{producer}.{name}" for name, producer in endpoint.inputs},
+        # The example request the build's smoke tests sent: a deploy sends it too.
+        "example": example.body if example else None,
+        "example_cell": example.cell.as_dict() if example else None,
     }
 
 

@@ -26,7 +26,7 @@ from nbops.build.codegen import (
 )
 from nbops.model.dataflow import scan
 from nbops.errors import PipelineError
-from nbops.build.examples import example_request
+from nbops.build.examples import example_diagnostics, smoke_example
 from nbops.build.hints import SHARED, TYPED_DICT, NotebookTypes, field_type, notebook_types
 from nbops.model.pipeline import Argument, CellRef, Endpoint, Pipeline
 from nbops.model.plain_python import Import, PlainPython
@@ -93,6 +93,7 @@ def service_context(pipeline: Pipeline) -> dict[str, Any]:
     base = template_context(pipeline)
     scope = Scope(pipeline)
     types = notebook_types(_trees(pipeline, pipeline.setup))
+    _check_examples(pipeline)
     endpoints = [_endpoint(pipeline, endpoint, types) for endpoint in pipeline.endpoints]
     _check_names(pipeline.endpoints)
     return {
@@ -184,14 +185,20 @@ def _literal(default: str | None) -> str | None:
 
 
 def _example(pipeline: Pipeline, endpoint: Endpoint) -> str | None:
-    """The body of the notebook's own example call, as JSON, for the smoke tests; None without
-    one, or when its arguments are not JSON (a tuple, a set)."""
-    body = example_request(pipeline, endpoint)
-    try:
-        text = json.dumps(body, allow_nan=False)
-    except (TypeError, ValueError):
-        return None
-    return text if body is not None and json.loads(text) == body else None
+    """The body of the endpoint's example request, as JSON, for the smoke tests (the manifest
+    records the same one, and a deploy sends it); None without one."""
+    example = smoke_example(pipeline, endpoint)
+    return example.json if example else None
+
+
+def _check_examples(pipeline: Pipeline) -> None:
+    """A cell tagged `example` whose call cannot be sent would leave its route untested."""
+    for problem in example_diagnostics(pipeline):
+        raise PipelineError(
+            problem.message,
+            where=problem.location(pipeline.notebook.display_name),
+            fix=problem.fix,
+        )
 
 
 def _in_docstring(text: str) -> str:

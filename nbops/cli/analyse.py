@@ -67,8 +67,8 @@ def lineage(notebook: str, fmt: str) -> None:
 
         click.echo(to_dot(pipeline), nl=False)
     else:
-        from nbops.cli.terminal import console, lineage_tree, summary_line
+        from nbops.cli.terminal import console, lineage_tree, show, summary_line
 
         out = console()
-        out.print(lineage_tree(pipeline))
+        show(out, lineage_tree(pipeline))
         out.print(summary_line(pipeline) + " (details: nbops check)", highlight=False)

@@ -36,8 +36,8 @@ class _Group(click.Group):
 def cli() -> None:
     """Take a tagged Jupyter notebook to production without a rewrite.
 
-    Tag cells (parameters, setup, step:<name>, test, metrics, serve, skip); nbops reads the
-    tags and the code to find the pipeline's steps and what flows between them.
+    Tag cells (parameters, setup, step:<name>, test, metrics, serve, example, skip); nbops
+    reads the tags and the code to find the pipeline's steps and what flows between them.
     """
 
 

@@ -29,7 +29,9 @@ def build(
     notebook: str, out: str | None, params: tuple[str, ...], no_run: bool, check: bool, fmt: str
 ) -> None:
     """Build NOTEBOOK: generated pipeline package and tests, the run's artifacts with their
-    hashes, an HTML report and the nbops.json manifest, written whole into build/<name>/."""
+    hashes, an HTML report and the nbops.json manifest, written whole into build/<name>/.
+    Exit 1, the previous build kept, when a generated test fails (the message names the test
+    or serve cells to fix)."""
     import json
 
     from nbops.build import builder as building
@@ -95,7 +97,8 @@ def build(
 def serve(build_dir: str, host: str, port: int, workers: int) -> None:
     """Serve BUILD_DIR's generated FastAPI service with uvicorn, in the foreground: a POST route
     per serve function (and its /batch form), /docs, /healthz, /readyz, /metrics, /version.
-    Set NBOPS_API_KEY to require an X-API-Key header. Ctrl-C stops it."""
+    Set NBOPS_API_KEY to require an X-API-Key header. Ctrl-C stops it. A port another program
+    listens on is refused at once (exit 2)."""
     from nbops.deploy.serve import serve as run_service
 
     run_service(Path(build_dir), host=host, port=port, workers=workers, announce=click.echo)

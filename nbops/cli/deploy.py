@@ -35,9 +35,11 @@ def deploy(
     fmt: str,
 ) -> None:
     """Deploy a notebook (built first, cached) or a build folder. The new version is started
-    beside the one serving, and promoted to the stable URL only once /readyz answers and a smoke
-    request (the notebook's own example call) succeeds; otherwise it is stopped and the old one
-    keeps serving. Exit 1 if the new version failed."""
+    beside the one serving, and promoted to the stable URL only once /readyz answers and its
+    smoke requests pass: each route's example request (a cell tagged `example`, else the
+    notebook's own literal call), as the build's smoke tests sent it; a route without one is
+    checked through its schema only. Otherwise it is stopped and the old one keeps serving.
+    Exit 1 if the new version failed."""
     import json
 
     from nbops.cli.terminal import console
@@ -132,9 +134,9 @@ def status(name: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    from nbops.cli.terminal import console, deployments_table
+    from nbops.cli.terminal import console, deployments_table, show
 
-    console().print(deployments_table(rows))
+    show(console(), deployments_table(rows))
 
 
 @cli.command()
@@ -151,9 +153,9 @@ def history(name: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    from nbops.cli.terminal import console, history_table
+    from nbops.cli.terminal import console, history_table, show
 
-    console().print(history_table(name, rows))
+    show(console(), history_table(name, rows))
 
 
 @cli.command()

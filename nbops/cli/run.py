@@ -102,15 +102,46 @@ def _evaluate(required: Any, metrics: dict[str, float]) -> Any:
     return evaluate_gates(required, metrics, {})
 
 
-@cli.group(invoke_without_command=True)
-@click.argument("notebook", required=False, type=NOTEBOOK)
+class _RunsGroup(click.Group):
+    """`runs [NOTEBOOK] [OPTIONS]` lists runs and `runs show RUN_ID` shows one.
+
+    Click reads the first word as the optional NOTEBOOK; when that word names a subcommand, it
+    was the subcommand. Otherwise nothing follows but options, wherever they stand.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.allow_interspersed_args = not (args and args[0] in self.commands)
+        return super().parse_args(ctx, args)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = ctx.params.get("notebook")
+        if isinstance(name, str) and name in self.commands:
+            ctx.params["notebook"] = None
+            return name, self.commands[name], args
+        return super().resolve_command(ctx, args)
+
+
+class _ListArgument(click.Argument):
+    """NOTEBOOK only lists; `nbops runs show --help` should not show it in its usage."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return super().get_usage_pieces(ctx) if isinstance(ctx.command, _RunsGroup) else []
+
+
+@cli.group(cls=_RunsGroup, invoke_without_command=True)
+@click.argument("notebook", cls=_ListArgument, required=False, type=NOTEBOOK)
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
 @format_option("text", "json")
 @click.pass_context
 def runs(ctx: click.Context, notebook: str | None, limit: int, fmt: str) -> None:
-    """List recorded runs, newest first (of NOTEBOOK only, if given)."""
+    """List recorded runs, newest first (of NOTEBOOK only, if given).
+    `nbops runs show RUN_ID` shows one run."""
     if ctx.invoked_subcommand is not None:
         return
+    if notebook is not None and notebook in runs.commands:  # `runs show` without its RUN_ID
+        runs.commands[notebook].make_context(notebook, [], parent=ctx)
     import json
 
     from nbops.run.home import Home
@@ -120,9 +151,9 @@ def runs(ctx: click.Context, notebook: str | None, limit: int, fmt: str) -> None
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in records], indent=2))
         return
-    from nbops.cli.terminal import console, runs_table
+    from nbops.cli.terminal import console, runs_table, show
 
-    console().print(runs_table(records))
+    show(console(), runs_table(records))
 
 
 @runs.command("show")
@@ -141,6 +172,6 @@ def runs_show(run_id: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(record.as_dict(), indent=2))
         return
-    from nbops.cli.terminal import console, run_details
+    from nbops.cli.terminal import console, run_details, show
 
-    console().print(run_details(record))
+    show(console(), run_details(record))

@@ -1,9 +1,10 @@
-"""What people see in a terminal: the lineage as a Rich tree, diagnostics as coloured lines."""
+"""What people see: the lineage as a Rich tree, diagnostics as coloured lines, tables of runs
+and deployments. Spinners and colours only on a terminal; piped output is never cut to a width."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.lineage import endpoint_producer
@@ -11,17 +12,29 @@ from nbops.model.pipeline import CellRef, Pipeline
 from nbops.run.state import RunRecord, StepRecord
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.table import Table
     from rich.tree import Tree
 
 STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+# The width of piped output: as wide as the lines are, so a script or a pager gets whole ids and
+# reasons rather than Rich's guess of 80 columns.
+PIPED_WIDTH = 10_000
 
 
-def console(stderr: bool = False) -> Console:
+def console(stderr: bool = False, file: IO[str] | None = None) -> Console:
+    """Rich's console for stdout (or stderr): colours only on a terminal (Rich's own rule)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    out = Console(stderr=stderr, file=file, highlight=False, soft_wrap=True)
+    if out.is_terminal:
+        return out
+    return Console(stderr=stderr, file=file, highlight=False, soft_wrap=True, width=PIPED_WIDTH)
+
+
+def show(out: Console, renderable: Any) -> None:
+    """Print a table or tree: on a terminal narrower than it, long names wrap, never cut."""
+    out.print(renderable, soft_wrap=False)
 
 
 def _cells(refs: tuple[CellRef, ...]) -> str:
@@ -92,11 +105,14 @@ def _count(number: int, noun: str) -> str:
 
 
 class StepProgress:
-    """One line per step: a spinner while it runs, then how it ended (ran in 1.2s, cached)."""
+    """One line per step: on a terminal, a spinner while it runs, then how it ended (ran in
+    1.2s, cached); piped, only the line of each step as it ends, so no spinner frame leaks."""
 
     def __init__(self, steps: list[str], out: Console) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
+        self.out = out
+        self.live = out.is_interactive
         self.progress = Progress(
             SpinnerColumn(finished_text=" "),
             TextColumn("{task.description}"),
@@ -110,11 +126,13 @@ class StepProgress:
         }
 
     def __enter__(self) -> StepProgress:
-        self.progress.start()
+        if self.live:
+            self.progress.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
 
     def __call__(self, step: str, event: str, record: StepRecord) -> None:
         task = self.tasks[step]
@@ -127,8 +145,11 @@ class StepProgress:
             "cached": "[cyan]cached[/]",
             "failed": "[bold red]failed[/]",
         }.get(record.status, record.status)
-        label = self.labels[step]
-        self.progress.update(task, description=f"[bold]{label}[/]  {outcome}", completed=1)
+        line = f"[bold]{self.labels[step]}[/]  {outcome}"
+        if self.live:
+            self.progress.update(task, description=line, completed=1)
+        else:
+            self.out.print(f"  {line}", highlight=False)
 
 
 def run_summary(record: RunRecord) -> str:
@@ -144,13 +165,9 @@ def run_summary(record: RunRecord) -> str:
 
 
 def runs_table(records: list[RunRecord]) -> Table:
-    import datetime
-
-    from rich.table import Table
-
-    table = Table("run", "notebook", "status", "started", "steps", "metrics", box=None)
+    table = _table("run", "notebook", "status", "started", "steps", "metrics", box=None)
     for record in records:
-        started = datetime.datetime.fromtimestamp(record.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        started = _time(record.started_at)
         ran = sum(1 for s in record.steps if s.status == "ran")
         cached = sum(1 for s in record.steps if s.status == "cached")
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
@@ -163,27 +180,29 @@ def runs_table(records: list[RunRecord]) -> Table:
             f"{ran} ran, {cached} cached",
             metrics,
         )
-    return table
+    return _whole(
+        table, {"run": [r.run_id for r in records], "status": [r.status for r in records]}
+    )
 
 
-def run_details(record: RunRecord) -> Table:
-    from rich.table import Table
+def run_details(record: RunRecord) -> Group:
+    """The run's summary line, a table of its steps, and its parameters on a line."""
+    from rich.console import Group
+    from rich.text import Text
 
-    table = Table("step", "status", "seconds", "outputs (sha256)", title=run_summary(record))
+    table = _table("step", "status", "seconds", "outputs (sha256)")
     for step in record.steps:
         outputs = ", ".join(f"{n} {a.sha256[:12]}" for n, a in step.outputs.items())
         table.add_row(step.name, step.status, f"{step.duration_s:.2f}", outputs)
-    if record.parameters:
-        table.caption = "parameters: " + ", ".join(
-            f"{k}={v!r}" for k, v in record.parameters.items()
-        )
-    return table
+    _whole(table, {"step": [step.name for step in record.steps]})
+    parameters = ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())
+    if not parameters:
+        return Group(Text(run_summary(record)), table)
+    return Group(Text(run_summary(record)), table, Text(f"parameters: {parameters}"))
 
 
 def deployments_table(rows: list[dict[str, Any]]) -> Table:
-    from rich.table import Table
-
-    table = Table("name", "version", "status", "url", "uptime", "health", "requests", box=None)
+    table = _table("name", "version", "status", "url", "uptime", "health", "requests", box=None)
     for row in rows:
         state = "dead" if row["health"] == "dead" else row["status"]
         style = {"healthy": "green", "failed": "red", "dead": "bold red"}.get(state, "yellow")
@@ -200,17 +219,15 @@ def deployments_table(rows: list[dict[str, Any]]) -> Table:
         )
     if not rows:
         table.caption = "nothing deployed yet: nbops deploy NOTEBOOK"
-    return table
+    return _whole(
+        table, {"name": [row["name"] for row in rows], "url": [row["url"] or "-" for row in rows]}
+    )
 
 
 def history_table(name: str, rows: list[dict[str, Any]]) -> Table:
-    import datetime
-
-    from rich.table import Table
-
-    table = Table("version", "status", "build", "created", "started by", "reason", title=name)
+    table = _table("version", "status", "build", "created", "started by", "reason", title=name)
     for row in rows:
-        created = datetime.datetime.fromtimestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        created = _time(row["created_at"])
         mark = " (current)" if row["current"] else ""
         table.add_row(
             f"v{row['version']}{mark}",
@@ -220,7 +237,37 @@ def history_table(name: str, rows: list[dict[str, Any]]) -> Table:
             row["started_by"],
             row["reason"] or "",
         )
+    versions = [f"v{row['version']} (current)" for row in rows]
+    builds = [row["build_id"] for row in rows]
+    return _whole(
+        table, {"version": versions, "status": [r["status"] for r in rows], "build": builds}
+    )
+
+
+def _table(*columns: str, **options: Any) -> Table:
+    """A table whose cells wrap (a word longer than its column folds) and are never cut."""
+    from rich.table import Table
+
+    table = Table(**options)
+    for column in columns:
+        table.add_column(column, overflow="fold")
     return table
+
+
+def _whole(table: Table, cells: dict[str, list[str]]) -> Table:
+    """Keep these columns (ids, names, states) on one line each, as wide as their widest cell,
+    so that a narrow terminal wraps the other columns rather than split an id."""
+    for column in table.columns:
+        if column.header in cells:
+            column.no_wrap = True
+            column.min_width = max(len(str(column.header)), *map(len, cells[str(column.header)]))
+    return table
+
+
+def _time(timestamp: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def print_failure(failure: Any, notebook: str) -> None:
@@ -229,7 +276,8 @@ def print_failure(failure: Any, notebook: str) -> None:
     from nbops.errors import StepFailed
 
     err = console(stderr=True)
-    err.print(f"[bold red]error:[/] {escape(failure.where)}: {escape(failure.message)}")
+    where = f"{escape(failure.where)}: " if failure.where else ""
+    err.print(f"[bold red]error:[/] {where}{escape(failure.message)}")
     if failure.details:
         err.print(escape(failure.details.rstrip()), style="dim")
     err.print(f"  [dim]fix:[/] {escape(failure.fix)}")

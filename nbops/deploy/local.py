@@ -31,6 +31,9 @@ from nbops.run.pids import pid_alive
 from nbops.run.runner import Listener
 
 DEFAULT_PORT = 8000
+# What the build's smoke tests send a route without an example request: a field no function
+# takes, which a served route refuses with 422 before calling the function.
+UNKNOWN_FIELD = {"no such argument": 1}
 OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/version", "/docs", ""})
 SWITCH_TIMEOUT_S = 10.0
 
@@ -211,8 +214,7 @@ def _bring_up(
     try:
         stage("ready", "waiting for /readyz")
         processes.wait_ready(process, url)
-        stage("smoke", "sending a smoke request")
-        _smoke(snapshot, url)
+        _smoke(snapshot, url, stage)
     except NotHealthy as failure:
         processes.stop(process.pid)
         records.update(
@@ -311,45 +313,53 @@ def _wait_for_switch(port: int, version: int) -> None:
     raise DeployError(f"the proxy on port {port} did not switch to v{version} in time.")
 
 
-def _smoke(snapshot: Path, url: str) -> None:
-    manifest = read_manifest(snapshot)
+def _smoke(snapshot: Path, url: str, stage: StageListener) -> None:
+    """Send each route what the build's smoke tests sent it: its example request, else a field
+    its function does not take (a 422 shows the route is served and checks its requests)."""
+    endpoints = read_manifest(snapshot).get("endpoints", [])
+    stage("smoke", "; ".join(_smoke_plan(endpoint) for endpoint in endpoints))
     api_key = os.environ.get("NBOPS_API_KEY")
-    for endpoint in manifest.get("endpoints", []):
-        body = endpoint.get("example")
-        if body is None:
-            body = _from_schema(url, endpoint["route"])
-        processes.smoke(url, endpoint["route"], body, api_key)
+    for endpoint in endpoints:
+        route, example = endpoint["route"], endpoint.get("example")
+        if example is not None:
+            cell = _cell(endpoint)
+            why = f"the example call of cell {cell}" if cell is not None else ""
+            processes.smoke(url, route, example, api_key, why=why)
+        else:
+            processes.smoke(
+                url,
+                route,
+                UNKNOWN_FIELD,
+                api_key,
+                expect=422,
+                why="not 422, for a field its function does not take",
+                fix=_add_an_example(endpoint),
+            )
 
 
-def _from_schema(url: str, route: str) -> dict[str, Any]:
-    """A request body the route's schema allows, when the notebook never calls the function."""
-    status, text = processes.get(f"{url}/openapi.json")
-    if status != 200:
-        raise NotHealthy(f"/openapi.json answered {status}")
-    document = json.loads(text)
-    operation = document["paths"][f"/{route}"]["post"]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
-    value = _example_of(schema, document)
-    return value if isinstance(value, dict) else {}
+def _smoke_plan(endpoint: dict[str, Any]) -> str:
+    route = endpoint["route"]
+    if endpoint.get("example") is None:
+        return f"/{route} has no example request, so only its schema is checked. " + (
+            _add_an_example(endpoint)
+        )
+    cell = _cell(endpoint)
+    return f"POST /{route} with its example request" + (
+        f" (cell {cell})" if cell is not None else ""
+    )
 
 
-def _example_of(schema: dict[str, Any], document: dict[str, Any], depth: int = 0) -> Any:
-    if "$ref" in schema:
-        ref = schema["$ref"].rsplit("/", 1)[-1]
-        return _example_of(document["components"]["schemas"][ref], document, depth + 1)
-    for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema and depth < 10:
-            return _example_of(schema[key][0], document, depth + 1)
-    kind = schema.get("type")
-    if kind == "object" or "properties" in schema:
-        properties = schema.get("properties", {})
-        return {
-            k: _example_of(v, document, depth + 1)
-            for k, v in properties.items()
-            if k in schema.get("required", [])
-        }
-    defaults: dict[str, Any] = {"string": "", "integer": 0, "number": 0.0, "boolean": False}
-    return [] if kind == "array" else defaults.get(str(kind))
+def _cell(endpoint: dict[str, Any]) -> int | None:
+    """The cell of the endpoint's example call; builds before nbops recorded it have none."""
+    cell = endpoint.get("example_cell")
+    return int(cell["index"]) if isinstance(cell, dict) else None
+
+
+def _add_an_example(endpoint: dict[str, Any]) -> str:
+    return (
+        f"To send a real request, tag a cell 'example' that calls {endpoint['name']}(...) "
+        "with literal arguments, then build and deploy again."
+    )
 
 
 def _rollback_target(db: Any, name: str, to: int | None) -> Deployment:

@@ -96,12 +96,24 @@ def wait_listening(process: subprocess.Popen[bytes], url: str, timeout: float = 
     raise NotHealthy(f"the proxy did not listen within {timeout:.0f} s")
 
 
-def smoke(url: str, route: str, body: dict[str, Any], api_key: str | None) -> None:
+def smoke(
+    url: str,
+    route: str,
+    body: dict[str, Any],
+    api_key: str | None,
+    *,
+    expect: int = 200,
+    why: str = "",
+    fix: str = "",
+) -> None:
+    """POST the body to the route; an answer other than `expect` is NotHealthy, saying `why`
+    that answer was expected and, when given, how to fix it."""
     status, text = post(f"{url}/{route}", body, api_key)
-    if status != 200:
-        raise NotHealthy(
-            f"smoke request POST /{route} {json.dumps(body)[:200]} answered {status}: {text[:300]}"
-        )
+    if status != expect:
+        request = f"smoke request POST /{route} {json.dumps(body)[:200]}"
+        answer = f"answered {status}" + (f" ({why})" if why else "")
+        reason = f"{request} {answer}: {text[:300]}"
+        raise NotHealthy(f"{reason}. {fix}" if fix else reason)
 
 
 def get(url: str, api_key: str | None = None) -> tuple[int | None, str]:

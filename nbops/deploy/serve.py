@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,6 +61,7 @@ def serve(
 
     root = build_dir.resolve()
     manifest = check_build_dir(root)
+    check_port(host, port, build_dir)
     url = f"http://{_url_host(host)}:{port}"
     build = manifest.get("build_id", "?")
     announce(
@@ -75,6 +78,46 @@ def serve(
             log_config=None,
             access_log=False,
         )
+
+
+def check_port(host: str, port: int, build_dir: Path) -> None:
+    """Refuse a port another program listens on at once, before the artifacts load: uvicorn
+    would find out only then, and exit with a line of JSON."""
+    if port == 0:  # any free port: the system picks one
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        raise ServeError(
+            f"cannot listen on {host!r}: {error.strerror}.",
+            fix="Give --host an address of this machine, such as 127.0.0.1 or 0.0.0.0.",
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise _unusable(host, port, build_dir, error) from None
+
+
+def _unusable(host: str, port: int, build_dir: Path, error: OSError) -> ServeError:
+    if error.errno == errno.EADDRINUSE:
+        return ServeError(
+            f"port {port} on {host} is taken by another program, so {build_dir} cannot be "
+            "served there.",
+            fix="Stop that program, or choose another port with --port.",
+        )
+    if error.errno == errno.EACCES:
+        return ServeError(
+            f"listening on port {port} needs privileges this user lacks.",
+            fix="Choose a port above 1023 with --port.",
+        )
+    return ServeError(
+        f"cannot listen on {host} port {port}: {error.strerror}.",
+        fix="Give --host an address of this machine (127.0.0.1, 0.0.0.0) and a free --port.",
+    )
 
 
 def _url_host(host: str) -> str:

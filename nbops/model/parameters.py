@@ -142,15 +142,21 @@ def _coerce(text: str, parameter: Parameter) -> Any:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         value = text  # a bare word is text, as on papermill's command line
+    if value is None:
+        # A literal default is typed as `<its type> | None`: `-p max_depth=None` is how
+        # scikit-learn's "no limit" is asked for, and papermill reads `None` the same way.
+        return None
     if parameter.type == "float" and type(value) is int:
         return float(value)
     if parameter.type == "str" and not isinstance(value, str):
         return text
     if parameter.type in {"int", "float", "bool"} and type_name(value) != parameter.type:
+        article = "an" if parameter.type == "int" else "a"
         raise ParameterError(
             f"parameter {parameter.name!r} is {parameter.type} "
             f"(default {parameter.default!r}), and {text!r} is not.",
-            fix=f"Pass a {parameter.type}, e.g. -p {parameter.name}={parameter.default!r}.",
+            fix=f"Pass {article} {parameter.type} (or None), "
+            f"e.g. -p {parameter.name}={parameter.default!r}.",
         )
     return value
 

@@ -38,6 +38,11 @@ BARE_TAGS: dict[str, Role] = {
     "skip-execution": Role.SKIP,  # nbmake
 }
 
+# A mark, not a role: the serve-function calls in the cell are the routes' example requests
+# (the build's smoke tests and a deploy's smoke request send them). The cell keeps its role, or
+# continues the section above as an untagged cell does.
+EXAMPLE = "example"
+
 # Tags of the form `prefix:name`; `after` is not a role but an extra ordering edge.
 AFTER = "after"
 PREFIXED_TAGS: dict[str, Role | str] = {
@@ -62,6 +67,7 @@ class CellTags:
     tag: str | None = None
     after: tuple[str, ...] = ()
     injected: bool = False
+    example: bool = False
     diagnostics: tuple[Diagnostic, ...] = ()
 
 
@@ -99,10 +105,14 @@ class _TagReader:
         self.roles: list[tuple[Role, str | None, str, int | None]] = []
         self.after: list[str] = []
         self.injected = False
+        self.example = False
         self.diagnostics: list[Diagnostic] = []
 
     def read(self, tag: str, *, line: int | None) -> None:
         tag = tag.strip()
+        if tag == EXAMPLE:
+            self.example = True
+            return
         if tag in BARE_TAGS:
             self.injected |= tag == "injected-parameters"
             self.roles.append((BARE_TAGS[tag], None, tag, line))
@@ -146,9 +156,16 @@ class _TagReader:
     def result(self) -> CellTags:
         roles = self.roles
         if any(role is Role.SKIP for role, *_ in roles):
-            return CellTags(role=Role.SKIP, tag="skip", diagnostics=tuple(self.diagnostics))
+            return CellTags(
+                role=Role.SKIP,
+                tag="skip",
+                example=self.example,
+                diagnostics=tuple(self.diagnostics),
+            )
         if not roles:
-            return CellTags(after=tuple(self.after), diagnostics=tuple(self.diagnostics))
+            return CellTags(
+                after=tuple(self.after), example=self.example, diagnostics=tuple(self.diagnostics)
+            )
         self._check_one_role()
         role, name, tag, _ = roles[0]
         named = next((n for r, n, _, _ in roles if r is role and n), name)
@@ -158,6 +175,7 @@ class _TagReader:
             tag=tag if named == name else f"{role.value}:{named}",
             after=tuple(self.after),
             injected=self.injected,
+            example=self.example,
             diagnostics=tuple(self.diagnostics),
         )
 
@@ -238,11 +256,12 @@ def suggest_identifier(name: str) -> str:
 def did_you_mean(tag: str) -> str | None:
     """The nbops tag a mistyped one was meant to be, or None when it looks like someone else's."""
     prefix, sep, name = tag.partition(":")
+    bare_tags = {**BARE_TAGS, EXAMPLE: EXAMPLE}
     if sep:
         match = _closest(prefix.lower(), PREFIXED_TAGS)
         # `skip:exploration`: a tag that takes no name, given one.
-        return f"{match}:{name}" if match else _closest(prefix.lower(), BARE_TAGS)
-    bare = _closest(tag.lower(), BARE_TAGS)
+        return f"{match}:{name}" if match else _closest(prefix.lower(), bare_tags)
+    bare = _closest(tag.lower(), bare_tags)
     if bare is None and tag.lower() in PREFIXED_TAGS:  # `step` alone: a tag that needs a name
         return f"{tag.lower()}:<name>"
     return bare
