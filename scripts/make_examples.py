@@ -251,16 +251,19 @@ def churn() -> NotebookNode:
                 "skip",
             ),
             md("An example request:"),
-            code("""
-            predict(
-                {
-                    "tenure_months": 3,
-                    "monthly_charges": 95.5,
-                    "support_calls": 4,
-                    "contract": "monthly",
-                }
-            )
-            """),
+            code(
+                """
+                predict(
+                    {
+                        "tenure_months": 3,
+                        "monthly_charges": 95.5,
+                        "support_calls": 4,
+                        "contract": "monthly",
+                    }
+                )
+                """,
+                "example",
+            ),
         ],
     )
 

@@ -11,7 +11,7 @@ import pytest
 from builders import notebook_json, pipeline
 from click.testing import CliRunner, Result
 
-from nbops.build.examples import example_diagnostics, smoke_example
+from nbops.model.examples import example_diagnostics, smoke_example
 from nbops.build.service import render_service
 from nbops.cli import cli
 from nbops.model.diagnostic import Diagnostic, Severity
@@ -130,7 +130,12 @@ def test_the_build_refuses_an_example_it_cannot_send(tmp_path: Path) -> None:
         "error: small.ipynb cell 4 [example] line 2: the example call predict(sample) has "
         "arguments that are not JSON literals, so it cannot be sent as a request. Write the "
         "arguments as literals, as a request carries them: numbers, strings, True, False, None, "
-        "and lists and dicts of them.\n"
+        "and lists and dicts of them. (1 error in all; `nbops check` lists them.)\n"
+    )
+    checked = nbops(tmp_path, "check", str(tmp_path / "small.ipynb"))
+    assert checked.exit_code == 1
+    assert "cell 4 [example] line 2: the example call predict(sample) has arguments" in (
+        checked.stdout
     )
 
 

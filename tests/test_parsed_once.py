@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nbops.build.codegen import render_pipeline, render_tests
-from nbops.build.examples import example_request
+from nbops.model.examples import example_request
 from nbops.build.packaging import current_environment, render_packaging
 from nbops.build.service import render_service
 from nbops.model.analysis import analyse

@@ -146,10 +146,15 @@ export function freeStepName(base: string, taken: readonly string[]): string {
 
 const OPTION_LINE = /^#\|\s*nbops\s*:\s*(.*)$/;
 
-/** Tags written as leading `#| nbops: step:train` lines of a cell's source. */
+/**
+ * Tags written as `#| nbops: step:train` lines: the cell's leading `#|` lines, or those right
+ * after a first-line cell magic (`%%time`), which Jupyter needs first (as nbops reads them).
+ */
 export function optionLineTags(source: string): string[] {
   const found: string[] = [];
-  for (const line of source.split('\n')) {
+  const lines = source.split('\n');
+  const start = lines.length > 0 && lines[0].startsWith('%%') ? 1 : 0;
+  for (const line of lines.slice(start)) {
     if (!line.startsWith('#|')) {
       break;
     }

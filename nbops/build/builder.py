@@ -22,7 +22,7 @@ from typing import Any
 
 from nbops import __version__
 from nbops.errors import NbopsError
-from nbops.build.examples import smoke_example
+from nbops.model.examples import smoke_example
 from nbops.model.analysis import analyse
 from nbops.model.pipeline import Endpoint, Pipeline
 from nbops.run.home import Home

@@ -11,6 +11,7 @@ from dataclasses import replace
 from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.effects import function_effects
 from nbops.model.endpoints import read_endpoints
+from nbops.model.examples import example_diagnostics
 from nbops.model.notebook import Notebook
 from nbops.model.parameters import read_parameters
 from nbops.model.pipeline import CellRef, Edge, Endpoint, Metrics, Parameter, Pipeline, Step, Test
@@ -84,7 +85,7 @@ class _Analysis:
         edges = self._edges()
         self._check_unused_outputs(edges)
         steps = tuple(self._with_outputs(step) for step in self.steps)
-        return Pipeline(
+        pipeline = Pipeline(
             notebook=self.notebook,
             parameters=self.parameters,
             setup=tuple(ref for s in self._sections(Role.SETUP) for ref in _refs(s)),
@@ -96,6 +97,12 @@ class _Analysis:
             diagnostics=tuple(sorted(self.diagnostics, key=_diagnostic_order)),
             cells=self.cells,
         )
+        # Example cells are judged against the endpoints, which exist only now.
+        examples = example_diagnostics(pipeline)
+        if not examples:
+            return pipeline
+        found = sorted([*pipeline.diagnostics, *examples], key=_diagnostic_order)
+        return replace(pipeline, diagnostics=tuple(found))
 
     def _sections(self, role: Role | None) -> list[Section]:
         return [s for s in self.sections if s.role is role]
@@ -283,6 +290,8 @@ class _Analysis:
         """The service runs its cells when it starts: anything but definitions runs there."""
         served = {f.name for code in section.cells for f in code.names.functions}
         for code in section.cells:
+            if code.tags.example:  # its calls are the endpoint's example; the service skips it
+                continue
             statement = next(
                 (s for s in code.python.tree.body if not _is_definition(s, served)), None
             )

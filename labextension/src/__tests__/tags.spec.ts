@@ -91,6 +91,15 @@ describe('optionLineTags', () => {
     ).toEqual(['step:train', 'after:load']);
     expect(optionLineTags('x = 1')).toEqual([]);
   });
+
+  it('reads them right after a first-line cell magic, as nbops does', () => {
+    expect(optionLineTags('%%time\n#| nbops: step:fit\nfit()')).toEqual([
+      'step:fit'
+    ]);
+    expect(optionLineTags('#| nbops: step:fit\n%%time\nfit()')).toEqual([
+      'step:fit'
+    ]);
+  });
 });
 
 describe('leanNotebook', () => {

@@ -1,4 +1,4 @@
-"""Serve functions of the churn service: cells 22 and 26 of churn.ipynb, as written.
+"""Serve functions of the churn service: cell 22 of churn.ipynb, as written.
 
 The service imports this module once, at start-up, after `service.artifacts` has loaded the
 values below from the build's artifacts and checked each against its sha256 in nbops.json.
@@ -31,7 +31,3 @@ def predict(features: dict) -> dict:
     row = row.reindex(columns=feature_columns, fill_value=0)
     probability = float(model.predict_proba(row)[0, 1])
     return {"churn_probability": probability, "churn": probability >= 0.5}
-
-
-# cell 26 (id churn-26)
-# Left out: the example calls of predict, made by the service per request.
