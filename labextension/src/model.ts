@@ -14,6 +14,7 @@ import {
   type ILineageGraph
 } from './graph';
 import {
+  cancelJob,
   getDeployments,
   getJob,
   getJobs,
@@ -23,6 +24,7 @@ import {
 } from './request';
 import {
   IDLE,
+  canCancel,
   deployReducer,
   isBusy,
   type DeployAction,
@@ -349,6 +351,20 @@ export class NbopsModel {
     await this._followJob();
   }
 
+  /** Cancels the running deploy or rollback; the job's own end is followed as before. */
+  async cancelDeploy(): Promise<void> {
+    const jobId = this._deploy.jobId;
+    if (!canCancel(this._deploy) || jobId === null) {
+      return;
+    }
+    this._dispatch({ type: 'cancelling' });
+    try {
+      this._dispatch({ type: 'progress', job: await cancelJob(jobId) });
+    } catch {
+      // It ended meanwhile (409) or the server is away: the next poll says which.
+    }
+  }
+
   /** Clears a finished deploy's panel. */
   dismissDeploy(): void {
     this._dispatch({ type: 'reset' });
@@ -356,11 +372,7 @@ export class NbopsModel {
 
   private async _followJob(): Promise<void> {
     let stages = -1;
-    while (
-      !this._disposed &&
-      this._deploy.phase === 'running' &&
-      this._deploy.jobId
-    ) {
+    while (!this._disposed && isBusy(this._deploy) && this._deploy.jobId) {
       try {
         this._dispatch({
           type: 'progress',
@@ -374,7 +386,7 @@ export class NbopsModel {
         stages = this._deploy.stages.length;
         void this.refreshDeployments();
       }
-      if (this._deploy.phase === 'running') {
+      if (isBusy(this._deploy)) {
         await delay(JOB_POLL_MS);
       }
     }

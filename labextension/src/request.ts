@@ -129,3 +129,8 @@ export function getJobs(): Promise<IJob[]> {
 export function getJob(jobId: string): Promise<IJob> {
   return requestAPI<IJob>(`jobs/${encodeURIComponent(jobId)}`);
 }
+
+/** Asks the server to cancel a job: it answers the job as it is now (it ends shortly). */
+export function cancelJob(jobId: string): Promise<IJob> {
+  return requestAPI<IJob>(`jobs/${encodeURIComponent(jobId)}/cancel`, post({}));
+}

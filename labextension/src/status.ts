@@ -5,7 +5,13 @@
 import type { IJob, IJobResult, IJobStage, IJobStep } from './tokens';
 
 export type DeployPhase =
-  'idle' | 'submitting' | 'running' | 'healthy' | 'failed';
+  | 'idle'
+  | 'submitting'
+  | 'running'
+  | 'cancelling'
+  | 'healthy'
+  | 'failed'
+  | 'cancelled';
 export type JobKind = 'deploy' | 'rollback';
 
 export interface IStageView {
@@ -36,6 +42,8 @@ export type DeployAction =
   | { type: 'accepted'; jobId: string }
   | { type: 'progress'; job: IJob }
   | { type: 'rejected'; reason: string }
+  /** The user asked to cancel the running job; it ends `cancelled` once its process is gone. */
+  | { type: 'cancelling' }
   /** A job already running when the sidebar opened (the page was reloaded, say). */
   | { type: 'resumed'; job: IJob; name: string }
   | { type: 'reset' };
@@ -82,7 +90,16 @@ export function stageLabel(name: string): string {
 }
 
 export function isBusy(state: IDeployState): boolean {
-  return state.phase === 'submitting' || state.phase === 'running';
+  return (
+    state.phase === 'submitting' ||
+    state.phase === 'running' ||
+    state.phase === 'cancelling'
+  );
+}
+
+/** Whether the panel offers Cancel: a job of ours runs, and no cancel was asked for yet. */
+export function canCancel(state: IDeployState): boolean {
+  return state.phase === 'running' && state.jobId !== null;
 }
 
 export function deployReducer(
@@ -126,6 +143,11 @@ export function deployReducer(
         reason: action.reason,
         headline: `failed: ${action.reason}`
       };
+    case 'cancelling':
+      if (!canCancel(state)) {
+        return state;
+      }
+      return { ...state, phase: 'cancelling', headline: 'cancelling…' };
     case 'resumed':
       if (isBusy(state) || action.job.state !== 'running') {
         return state;
@@ -154,11 +176,21 @@ function fromJob(state: IDeployState, job: IJob): IDeployState {
     log: job.log ?? []
   };
   if (job.state === 'running') {
+    const cancelling = state.phase === 'cancelling';
     return {
       ...base,
-      phase: 'running',
+      phase: cancelling ? 'cancelling' : 'running',
       reason: null,
-      headline: runningHeadline(job)
+      headline: cancelling ? 'cancelling…' : runningHeadline(job)
+    };
+  }
+  if (job.state === 'cancelled') {
+    const reason = job.error ?? 'cancelled';
+    return {
+      ...base,
+      phase: 'cancelled',
+      reason,
+      headline: reason.startsWith('cancelled') ? reason : `cancelled: ${reason}`
     };
   }
   const failure = failureOf(job);
@@ -183,7 +215,7 @@ function fromJob(state: IDeployState, job: IJob): IDeployState {
 /** Why a finished job failed, or null if it made a healthy version. */
 function failureOf(job: IJob): string | null {
   const status = job.result?.status;
-  if (job.state === 'failed') {
+  if (job.state === 'failed' || job.state === 'interrupted') {
     return (
       job.error ??
       job.result?.reason ??

@@ -163,7 +163,10 @@ export interface IDeployment extends IDeploymentVersion {
 
 // Jobs (`GET /nbops/api/jobs/<id>`): a deploy or a rollback running in the server.
 
-export type JobState = 'running' | 'succeeded' | 'failed';
+/** `running` includes waiting its turn (a `queued` stage); `cancelled` by a user;
+ * `interrupted` when the Jupyter server stopped while it ran. */
+export type JobState =
+  'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 export type StageState =
   'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import threading
+import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+import works
 
-from nbops.errors import NbopsError
-from nbops.lab.server.jobs import Job, JobNotFound, JobRegistry, Outcome
+from nbops.deploy import records
+from nbops.deploy.records import Deployment
+from nbops.lab.server.jobs import Job, JobEnded, JobNotFound, JobRegistry, Outcome
+from nbops.lab.server.journal import Entry, Journal
 from nbops.lab.server.paths import home_for_notebook, running_server_root, server_home
+from nbops.lab.server.reconcile import Footprint
 from nbops.run.home import Home
-from nbops.run.state import StepRecord
+from nbops.run.state import RunRecord, StepRecord
 
 
 def test_a_deploy_job_records_stages_steps_and_its_outcome() -> None:
@@ -61,57 +65,166 @@ def test_a_run_jobs_stages_are_its_steps() -> None:
     ]
 
 
-def test_jobs_run_one_at_a_time_and_a_waiting_one_says_so() -> None:
+def test_a_job_runs_in_a_child_process_and_relays_its_progress() -> None:
     registry = JobRegistry()
-    release = threading.Event()
-    first = registry.submit("run", "a", lambda job: Outcome(release.wait(10), None))
-    second = registry.submit("run", "b", lambda job: Outcome(True, {"ran": "b"}))
+    job = registry.submit("run", "a", works.succeeds)
 
-    assert second.snapshot()["stages"][0]["name"] == "queued"
-    assert not second.wait(0.2)  # the first still holds the only worker
-    release.set()
-    assert first.wait(10) and second.wait(10)
-    assert second.snapshot()["stages"][0]["state"] == "succeeded"
-    assert [job.id for job in registry.jobs()] == [second.id, first.id]
-    registry.shutdown(wait=True)
+    assert job.wait(30)
+    snapshot = job.snapshot()
+    assert snapshot["state"] == "succeeded"
+    assert snapshot["result"]["pid"] != os.getpid()
+    assert [(s["name"], s["state"]) for s in snapshot["stages"]] == [("working", "succeeded")]
+    assert snapshot["log"] == ["working: doing it", "done it"]
 
 
-def test_whatever_the_work_raises_the_job_ends_failed(caplog: pytest.LogCaptureFixture) -> None:
+def test_jobs_sharing_a_key_wait_and_others_run_meanwhile(tmp_path: Path) -> None:
     registry = JobRegistry()
+    release = tmp_path / "release"
+    first = registry.submit("run", "a", partial(works.waits_for, release), keys=["notebook:a"])
+    second = registry.submit("run", "a", works.succeeds, keys=["notebook:a"])
+    other = registry.submit("run", "b", works.succeeds, keys=["notebook:b"])
 
-    def user_error(job: Job) -> Outcome:
-        raise NbopsError("no run to build from.", fix="Run it first.")
+    assert other.wait(30), "a job of another notebook must not wait"
+    assert second.snapshot()["stages"][0] == {
+        **second.snapshot()["stages"][0],
+        "name": "queued",
+        "state": "running",
+        "message": f"waiting for the run of a (job {first.id}) to finish",
+    }
+    assert not second.done
+    release.touch()
+    assert first.wait(30) and second.wait(30)
+    assert [s["name"] for s in second.snapshot()["stages"]] == ["queued", "working"]
+    assert {job.snapshot()["state"] for job in (first, second, other)} == {"succeeded"}
+    assert [job.id for job in registry.jobs()] == [other.id, second.id, first.id]
 
-    def bug(job: Job) -> Outcome:
-        raise KeyError("oops")
 
-    def exits(job: Job) -> Outcome:
-        sys.exit(3)  # a cell may do this
-
-    jobs = [registry.submit("deploy", "nb", work) for work in (user_error, bug, exits)]
+def test_whatever_the_work_does_the_job_ends_and_says_why() -> None:
+    registry = JobRegistry()
+    ends = (works.user_error, works.bug, works.exits, works.interrupts, works.dies)
+    jobs = [registry.submit("deploy", "nb", work) for work in ends]
     for job in jobs:
-        assert job.wait(10)
+        assert job.wait(30)
     errors = [job.snapshot()["error"] for job in jobs]
 
     assert errors[0] == "no run to build from. Run it first."
-    assert errors[1].startswith("nbops failed unexpectedly (KeyError: 'oops')")
-    assert errors[2].startswith("nbops failed unexpectedly (SystemExit: 3)")
+    assert errors[1] == (
+        "nbops failed unexpectedly (KeyError: 'oops'); the Jupyter server's log has the traceback."
+    )
+    assert errors[2] == (
+        "the job: the notebook's code raised SystemExit(3), which ends a process; the job "
+        "stopped there. Raise an exception instead of calling sys.exit()."
+    )
+    assert errors[3] == (
+        "the job: the notebook's code raised KeyboardInterrupt; the job stopped there."
+    )
+    assert errors[4] == (
+        "the job's process exited with code 1 at stage 'dying', before the job finished: the "
+        "notebook's code called os._exit() or crashed. The Jupyter server is unaffected."
+    )
     assert {job.snapshot()["state"] for job in jobs} == {"failed"}
-    assert "Traceback" in caplog.text
-    registry.shutdown(wait=True)
+    assert any("KeyError: 'oops'" in line for line in jobs[1].snapshot()["log"])
+
+
+def test_a_cancelled_job_ends_its_process_and_a_waiting_one_never_starts() -> None:
+    registry = JobRegistry(grace_s=0.5)
+    spinning = registry.submit("run", "a", works.spins, keys=["notebook:a"])
+    waiting = registry.submit("run", "a", works.succeeds, keys=["notebook:a"])
+    stubborn = registry.submit("run", "b", works.ignores_sigterm)
+    wait_for_stage(spinning, "spinning")
+    wait_for_stage(stubborn, "stubborn")
+
+    registry.cancel(waiting.id)
+    assert waiting.done and waiting.snapshot()["state"] == "cancelled"
+    assert waiting.snapshot()["error"] == "cancelled while it waited its turn."
+    registry.cancel(spinning.id)
+    registry.cancel(stubborn.id)
+    registry.cancel(stubborn.id)  # a second cancel while it stops changes nothing
+    assert spinning.wait(10) and stubborn.wait(10)  # SIGKILL after the grace period
+
+    assert spinning.snapshot()["state"] == "cancelled"
+    assert spinning.snapshot()["error"] == "cancelled at stage 'spinning'."
+    assert spinning.snapshot()["stages"][-1]["state"] == "failed"
+    assert stubborn.snapshot()["error"] == "cancelled at stage 'stubborn'."
+    with pytest.raises(JobEnded) as ended:
+        registry.cancel(spinning.id)
+    assert ended.value.render() == (
+        f"job {spinning.id} (the run of a (job {spinning.id})) has already ended: it cancelled. "
+        "Only a running or queued job can be cancelled."
+    )
 
 
 def test_the_registry_forgets_the_oldest_finished_jobs_first() -> None:
     registry = JobRegistry(keep=2)
-    jobs = [registry.submit("run", str(n), lambda job: Outcome(True, None)) for n in range(4)]
+    jobs = [registry.submit("run", str(n), works.succeeds) for n in range(4)]
     for job in jobs:
-        job.wait(10)
-    registry.submit("run", "last", lambda job: Outcome(True, None)).wait(10)
+        job.wait(30)
+    registry.submit("run", "last", works.succeeds).wait(30)
 
     assert [job.target for job in registry.jobs()] == ["last", "3"]
     with pytest.raises(JobNotFound, match="no job"):
         registry.get(jobs[0].id)
-    registry.shutdown(wait=True)
+
+
+def test_a_job_a_stopped_server_left_running_is_marked_interrupted(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "jobs")
+    done = JobRegistry(journal=journal).submit("run", "b", works.succeeds)
+    assert done.wait(30)
+    cut_off = Job("run", "a", ["load", "fit"])
+    cut_off.on_step("fit", "start", StepRecord("fit", "not-run"))
+    journal.save(Entry(cut_off.snapshot(), None, None, None))  # its server was killed
+    deadline = time.monotonic() + 10
+    while {e.snapshot["state"] for e in journal.entries()} != {"running", "succeeded"}:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    recovered = {job.id: job.snapshot() for job in JobRegistry(journal=journal).recover()}
+
+    assert recovered[done.id] == done.snapshot()
+    assert recovered[cut_off.id]["state"] == "interrupted"
+    assert recovered[cut_off.id]["error"] == "the Jupyter server stopped while step 'fit' ran."
+    assert recovered[cut_off.id]["step"] == {
+        "index": 2, "total": 2, "name": "fit", "state": "interrupted"
+    }  # fmt: skip
+    assert {e.snapshot["state"] for e in journal.entries()} == {"interrupted", "succeeded"}
+
+
+def test_what_a_cut_off_job_left_unfinished_is_ended_when_the_server_starts_again(
+    tmp_path: Path,
+) -> None:
+    home = Home(tmp_path / ".nbops")
+    db = home.db()
+    dead = 2**22 + 1
+    notebook = str(tmp_path / "nb.ipynb")
+    db.save_run(RunRecord("r1", notebook, "sha", "running", time.time(), pid=dead))
+    now = time.time()
+    records.insert(
+        db,
+        Deployment("nb", 1, "building", "", "", "sha", None, None, None, None, None, None,
+                   "me via jupyter", now, now),
+    )  # fmt: skip
+    cut_off = Job("deploy", "nb.ipynb", ["load"])
+    cut_off.on_stage("building", "running and building nb.ipynb")
+    journal = Journal(home.root / "jobs")
+    footprint = Footprint(str(home.root), notebook, ("nb",))
+    journal.save(Entry(cut_off.snapshot(), footprint, dead, now - 1))
+
+    [job] = JobRegistry(journal=journal).recover()
+
+    reason = "the Jupyter server stopped at stage 'building'."
+    assert (job.snapshot()["state"], job.snapshot()["error"]) == ("interrupted", reason)
+    assert [(r.status, r.error) for r in db.runs(notebook)] == [
+        ("interrupted", {"message": reason, "details": None})
+    ]
+    assert [(d.status, d.reason) for d in records.history(db, "nb")] == [("failed", reason)]
+    assert "nb v1 recorded as failed (was building)" in job.snapshot()["log"]
+
+
+def wait_for_stage(job: Job, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(s["name"] == name for s in job.snapshot()["stages"]):
+        assert time.monotonic() < deadline, job.snapshot()
+        time.sleep(0.02)
 
 
 # where the state db is

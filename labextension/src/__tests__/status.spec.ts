@@ -1,5 +1,6 @@
 import {
   IDLE,
+  canCancel,
   deployReducer,
   isBusy,
   runningHeadline,
@@ -285,6 +286,75 @@ describe('resuming', () => {
     expect(
       deployReducer(IDLE, { type: 'resumed', job: finished, name: 'churn' })
     ).toBe(IDLE);
+  });
+});
+
+describe('cancel', () => {
+  const spinning = job({
+    stages: [
+      {
+        name: 'building',
+        state: 'running',
+        message: 'running and building spins.ipynb',
+        started_at: 1,
+        ended_at: null
+      }
+    ],
+    step: { index: 2, total: 2, name: 'spin', state: 'running' }
+  });
+
+  it('is offered only while a job of ours runs, and asked for once', () => {
+    expect(canCancel(IDLE)).toBe(false);
+    expect(canCancel(run(started.slice(0, 1)))).toBe(false);
+    const running = run([...started, { type: 'progress', job: spinning }]);
+    expect(canCancel(running)).toBe(true);
+    const cancelling = deployReducer(running, { type: 'cancelling' });
+    expect(cancelling.phase).toBe('cancelling');
+    expect(cancelling.headline).toBe('cancelling…');
+    expect(isBusy(cancelling)).toBe(true);
+    expect(canCancel(cancelling)).toBe(false);
+    expect(deployReducer(cancelling, { type: 'cancelling' })).toBe(cancelling);
+    expect(deployReducer(IDLE, { type: 'cancelling' })).toBe(IDLE);
+  });
+
+  it('stays cancelling while the job still runs, then ends cancelled', () => {
+    const cancelling = run([
+      ...started,
+      { type: 'progress', job: spinning },
+      { type: 'cancelling' },
+      { type: 'progress', job: spinning }
+    ]);
+    expect(cancelling.phase).toBe('cancelling');
+    const ended = deployReducer(cancelling, {
+      type: 'progress',
+      job: job({
+        ...spinning,
+        state: 'cancelled',
+        error: "cancelled while step 'spin' ran."
+      })
+    });
+    expect(ended.phase).toBe('cancelled');
+    expect(ended.headline).toBe("cancelled while step 'spin' ran.");
+    expect(ended.reason).toBe("cancelled while step 'spin' ran.");
+    expect(isBusy(ended)).toBe(false);
+    expect(deployReducer(ended, { type: 'reset' })).toBe(IDLE);
+  });
+
+  it('reports a job the server stopped during as failed, with its reason', () => {
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          state: 'interrupted',
+          error: "the Jupyter server stopped while step 'fit' ran."
+        })
+      }
+    ]);
+    expect(state.phase).toBe('failed');
+    expect(state.headline).toBe(
+      "failed: the Jupyter server stopped while step 'fit' ran."
+    );
   });
 });
 

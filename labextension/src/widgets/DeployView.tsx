@@ -6,7 +6,7 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import type { NbopsModel } from '../model';
-import { isBusy, type IDeployState } from '../status';
+import { canCancel, isBusy, type IDeployState } from '../status';
 import type { IDeployment, IDeploymentVersion } from '../tokens';
 import { ErrorNote } from './LineageView';
 import { useSignals } from './useSignal';
@@ -57,7 +57,11 @@ function Deploy({ model }: { model: NbopsModel }): JSX.Element {
         </div>
       )}
       {state.phase !== 'idle' && (
-        <Progress state={state} onDismiss={() => model.dismissDeploy()} />
+        <Progress
+          state={state}
+          onDismiss={() => model.dismissDeploy()}
+          onCancel={() => void model.cancelDeploy()}
+        />
       )}
       {mine && <Service deployment={mine} busy={busy} model={model} />}
       {model.deploymentsError && <ErrorNote error={model.deploymentsError} />}
@@ -84,10 +88,12 @@ function Deploy({ model }: { model: NbopsModel }): JSX.Element {
 
 function Progress({
   state,
-  onDismiss
+  onDismiss,
+  onCancel
 }: {
   state: IDeployState;
   onDismiss(): void;
+  onCancel(): void;
 }): JSX.Element {
   const step = state.step;
   return (
@@ -105,6 +111,19 @@ function Progress({
           </button>
         )}
       </div>
+      {(state.phase === 'running' || state.phase === 'cancelling') && (
+        <div className="nbops-Progress-actions">
+          <button
+            className="jp-Button jp-mod-styled jp-mod-warn"
+            data-testid="nbops-cancel"
+            disabled={!canCancel(state)}
+            title="Stop the job: its process is ended, and the run and version it was making are recorded as cancelled."
+            onClick={onCancel}
+          >
+            {state.phase === 'cancelling' ? 'Cancelling…' : 'Cancel'}
+          </button>
+        </div>
+      )}
       {step && step.total > 0 && state.phase === 'running' && (
         <progress
           className="nbops-Progress-bar"
@@ -123,12 +142,13 @@ function Progress({
             <Stages state={state} />
           </details>
         ))}
-      {state.phase === 'failed' && state.log.length > 0 && (
-        <details className="nbops-Progress-log">
-          <summary>log</summary>
-          <pre>{state.log.slice(-40).join('\n')}</pre>
-        </details>
-      )}
+      {(state.phase === 'failed' || state.phase === 'cancelled') &&
+        state.log.length > 0 && (
+          <details className="nbops-Progress-log">
+            <summary>log</summary>
+            <pre>{state.log.slice(-40).join('\n')}</pre>
+          </details>
+        )}
     </div>
   );
 }

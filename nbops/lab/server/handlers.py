@@ -26,7 +26,7 @@ from nbops.deploy.local import DeployError, RollbackError
 from nbops.deploy.records import DeployBusy
 from nbops.errors import NbopsError, NotebookError, NotebookNotFound
 from nbops.lab.server import operations
-from nbops.lab.server.jobs import JobNotFound, JobRegistry
+from nbops.lab.server.jobs import JobEnded, JobNotFound, JobRegistry
 from nbops.lab.server.paths import ApiPath, PathRefused, resolve_api_path, server_home
 from nbops.run.home import Home
 
@@ -40,6 +40,7 @@ ERROR_STATUS: tuple[tuple[type[NbopsError], int], ...] = (
     (NotebookNotFound, 404),
     (JobNotFound, 404),
     (operations.DeploymentNotFound, 404),
+    (JobEnded, 409),
     (DeployBusy, 409),
     (DeployError, 409),
     (RollbackError, 409),
@@ -279,3 +280,12 @@ class JobHandler(NbopsHandler):
     @READS
     async def get(self, job_id: str) -> None:
         self.reply(self.state.registry.get(job_id).snapshot())
+
+
+class CancelHandler(NbopsHandler):
+    """POST: cancel a job; answers it as it is now (202), `cancelled` once its process is gone."""
+
+    @web.authenticated
+    @RUNS_CODE
+    async def post(self, job_id: str) -> None:
+        self.reply(operations.cancel(self.state.registry, job_id), status=202)

@@ -2,17 +2,23 @@
 
 Checks that can fail at once (analysis errors, unknown parameters, a bad name) run before a job
 exists, so the caller gets the error in its answer rather than as a failed job a moment later.
+A job's work (`deploy_work`, `run_work`, `rollback_work`) runs in a child process: it is a
+module-level function given plain data, and analyses the notebook again there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbops.errors import NbopsError, NotebookNotFound, ParameterError, StepFailed
-from nbops.lab.server.jobs import Job, JobRegistry, Outcome
+from nbops.lab.server.jobs import JobRegistry
+from nbops.lab.server.progress import Job, Outcome, Progress
+from nbops.lab.server.reconcile import Footprint
 from nbops.model.notebook import Notebook
 from nbops.model.pipeline import Pipeline
 from nbops.run.home import Home
@@ -52,6 +58,36 @@ def lineage_of_content(
     return lineage_dict(analyse(notebook_from_dict(content, label), observed))
 
 
+@dataclass(frozen=True)
+class DeploySpec:
+    """A deploy job's request, plain data: its child process analyses the notebook again."""
+
+    notebook: Path
+    label: str
+    home: Home
+    via: str
+    name: str | None
+    port: int | None
+    parameters: dict[str, Any]
+    out: Path
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    notebook: Path
+    label: str
+    home: Home
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RollbackSpec:
+    name: str
+    home: Home
+    via: str
+    to: int | None
+
+
 def start_deploy(
     registry: JobRegistry,
     notebook: Path,
@@ -64,32 +100,44 @@ def start_deploy(
     parameters: dict[str, Any] | None = None,
 ) -> Job:
     """`nbops deploy NOTEBOOK` as a job; its result is the deployment, as `nbops status` shows."""
-    from nbops.deploy import local as deploy
-
     check_name(name)
     check_port(port)
     pipeline = _runnable(notebook, label, home)
     overrides = parameter_values(parameters, pipeline)
+    deployment = name or pipeline.notebook.name
+    # Beside the state db, in the server's root, as the CLI run from there would.
+    out = home.root.parent / "build" / pipeline.notebook.name
+    spec = DeploySpec(notebook, label, home, via, name, port, overrides, out)
+    return registry.submit(
+        "deploy",
+        label,
+        functools.partial(deploy_work, spec),
+        steps=[s.name for s in pipeline.steps],
+        keys=(notebook_key(pipeline), f"deployment:{deployment}"),
+        footprint=Footprint(str(home.root), pipeline.notebook.path, (deployment,)),
+    )
 
-    def work(job: Job) -> Outcome:
-        deployment = deploy.deploy_notebook(
-            pipeline,
-            parameters=overrides,
-            name=name,
-            port=port,
-            home=home,
-            via=via,
-            on_stage=job.on_stage,
-            listener=job.on_step,
-            # Beside the state db, in the server's root, as the CLI run from there would.
-            out=home.root.parent / "build" / pipeline.notebook.name,
-        )
-        job.add_log(deployment.log_tail)
-        healthy = deployment.status == "healthy"
-        reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
-        return Outcome(healthy, with_metrics(deployment.as_dict(), home), reason)
 
-    return registry.submit("deploy", label, work, steps=[s.name for s in pipeline.steps])
+def deploy_work(spec: DeploySpec, job: Progress) -> Outcome:
+    """A deploy job's work, in its child process."""
+    from nbops.deploy import local as deploy
+
+    pipeline = _runnable(spec.notebook, spec.label, spec.home)
+    deployment = deploy.deploy_notebook(
+        pipeline,
+        parameters=spec.parameters,
+        name=spec.name,
+        port=spec.port,
+        home=spec.home,
+        via=spec.via,
+        on_stage=job.on_stage,
+        listener=job.on_step,
+        out=spec.out,
+    )
+    job.add_log(deployment.log_tail)
+    healthy = deployment.status == "healthy"
+    reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
+    return Outcome(healthy, with_metrics(deployment.as_dict(), spec.home), reason)
 
 
 def start_run(
@@ -101,39 +149,70 @@ def start_run(
     parameters: dict[str, Any] | None = None,
 ) -> Job:
     """`nbops run NOTEBOOK` as a job; its result is the run record, failed or not."""
+    pipeline = _runnable(notebook, label, home)
+    spec = RunSpec(notebook, label, home, parameter_values(parameters, pipeline))
+    return registry.submit(
+        "run",
+        label,
+        functools.partial(run_work, spec),
+        steps=[s.name for s in pipeline.steps],
+        keys=(notebook_key(pipeline),),
+        footprint=Footprint(str(home.root), pipeline.notebook.path),
+    )
+
+
+def run_work(spec: RunSpec, job: Progress) -> Outcome:
+    """A run job's work, in its child process."""
     from nbops.run.runner import run_pipeline
 
-    pipeline = _runnable(notebook, label, home)
-    overrides = parameter_values(parameters, pipeline)
-
-    def work(job: Job) -> Outcome:
-        try:
-            record = run_pipeline(pipeline, parameters=overrides, home=home, listener=job.on_step)
-        except StepFailed as failure:
-            job.add_log(failure.details)
-            failed = home.db().runs(str(Path(pipeline.notebook.path).resolve()), limit=1)
-            return Outcome(False, failed[0].as_dict() if failed else None, failure.render())
-        return Outcome(True, record.as_dict())
-
-    return registry.submit("run", label, work, steps=[s.name for s in pipeline.steps])
+    pipeline = _runnable(spec.notebook, spec.label, spec.home)
+    try:
+        record = run_pipeline(
+            pipeline, parameters=spec.parameters, home=spec.home, listener=job.on_step
+        )
+    except StepFailed as failure:
+        job.add_log(failure.details)
+        failed = spec.home.db().runs(pipeline.notebook.path, limit=1)
+        return Outcome(False, failed[0].as_dict() if failed else None, failure.render())
+    return Outcome(True, record.as_dict())
 
 
 def start_rollback(
     registry: JobRegistry, name: str, *, home: Home, via: str, to: int | None = None
 ) -> Job:
     """`nbops rollback NAME [--to V]` as a job; its result is the deployment brought back."""
+    _known(name, home)
+    return registry.submit(
+        "rollback",
+        name,
+        functools.partial(rollback_work, RollbackSpec(name, home, via, to)),
+        keys=(f"deployment:{name}",),
+        footprint=Footprint(str(home.root), None, (name,)),
+    )
+
+
+def rollback_work(spec: RollbackSpec, job: Progress) -> Outcome:
+    """A rollback job's work, in its child process."""
     from nbops.deploy import local as deploy
 
-    _known(name, home)
+    deployment = deploy.rollback(
+        spec.name, to=spec.to, home=spec.home, via=spec.via, on_stage=job.on_stage
+    )
+    job.add_log(deployment.log_tail)
+    healthy = deployment.status == "healthy"
+    reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
+    return Outcome(healthy, with_metrics(deployment.as_dict(), spec.home), reason)
 
-    def work(job: Job) -> Outcome:
-        deployment = deploy.rollback(name, to=to, home=home, via=via, on_stage=job.on_stage)
-        job.add_log(deployment.log_tail)
-        healthy = deployment.status == "healthy"
-        reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
-        return Outcome(healthy, with_metrics(deployment.as_dict(), home), reason)
 
-    return registry.submit("rollback", name, work)
+def cancel(registry: JobRegistry, job_id: str) -> dict[str, Any]:
+    """Cancel a job (POST /nbops/api/jobs/<id>/cancel): the job as it is now; it ends
+    `cancelled` once its process has gone."""
+    return registry.cancel(job_id).snapshot()
+
+
+def notebook_key(pipeline: Pipeline) -> str:
+    """What jobs of one notebook share, so they run one after another."""
+    return f"notebook:{pipeline.notebook.path}"
 
 
 def stop(name: str, *, home: Home) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from jupyter_server.utils import url_path_join
 
 from nbops.lab.server import handlers
 from nbops.lab.server.jobs import JobRegistry
+from nbops.lab.server.journal import Journal
 from nbops.lab.server.paths import server_home
 
 NAME = r"(?P<name>[^/]+)"
@@ -23,6 +24,7 @@ ROUTES: tuple[tuple[str, type[handlers.NbopsHandler]], ...] = (
     ("runs", handlers.RunsHandler),
     ("jobs", handlers.JobsHandler),
     (f"jobs/{JOB_ID}", handlers.JobHandler),
+    (f"jobs/{JOB_ID}/cancel", handlers.CancelHandler),
 )
 
 
@@ -32,13 +34,22 @@ def route_table(base_url: str) -> list[tuple[str, type[handlers.NbopsHandler]]]:
 
 
 def setup_handlers(server_app: Any) -> None:
-    """Add the routes, with the root folder they resolve paths in and a registry for jobs."""
+    """Add the routes, with the root folder they resolve paths in and a registry for jobs,
+    whose journal (in the state's home) tells it which jobs an earlier server left running."""
     web_app = server_app.web_app
     root_dir = Path(server_app.root_dir).expanduser().resolve()
-    web_app.settings["nbops"] = handlers.ServerState(root_dir, JobRegistry())
+    registry = JobRegistry(journal=Journal(server_home(root_dir).root / "jobs"))
+    interrupted = [job for job in registry.recover() if job.snapshot()["state"] == "interrupted"]
+    web_app.settings["nbops"] = handlers.ServerState(root_dir, registry)
     web_app.add_handlers(".*$", route_table(web_app.settings["base_url"]))
     server_app.log.info(
         "nbops: REST API at %s, state in %s",
         url_path_join(web_app.settings["base_url"], "nbops", "api"),
         server_home(root_dir).root,
     )
+    if interrupted:
+        server_app.log.warning(
+            "nbops: %d job(s) were cut off when the server stopped: %s",
+            len(interrupted),
+            ", ".join(f"{job.kind} of {job.target}" for job in interrupted),
+        )
