@@ -11,10 +11,10 @@ import pytest
 from builders import notebook_json, pipeline
 from click.testing import CliRunner, Result
 
-from nbops.model.examples import example_diagnostics, smoke_example
 from nbops.build.service import render_service
 from nbops.cli import cli
 from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.examples import example_diagnostics, smoke_example
 from nbops.model.notebook import Cell
 from nbops.model.pipeline import CellRef
 from nbops.model.tags import CellTags, Role, did_you_mean, read_cell_tags

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from nbops.build.codegen import render_pipeline, render_tests
-from nbops.model.examples import example_request
 from nbops.build.packaging import current_environment, render_packaging
 from nbops.build.service import render_service
 from nbops.model.analysis import analyse
+from nbops.model.examples import example_request
 from nbops.model.notebook import load_notebook
 from nbops.model.pipeline import Pipeline
 from nbops.model.plain_python import plain_python
