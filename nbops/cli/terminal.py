@@ -161,7 +161,8 @@ def run_summary(record: RunRecord) -> str:
     )
     if record.metrics:
         text += "; " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
-    return text
+    notes = [f"\n  {step.name}: {step.note}" for step in record.steps if step.note]
+    return text + "".join(notes)
 
 
 def runs_table(records: list[RunRecord]) -> Table:

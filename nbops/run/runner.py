@@ -26,6 +26,7 @@ from nbops.run.fingerprint import can_change, fingerprint
 from nbops.run.home import Home
 from nbops.run.pids import pid_alive
 from nbops.run.state import RunRecord, StateDb, StepRecord, StoredArtifact
+from nbops.run.store import CorruptArtifact
 
 # Bumped when what a cache key covers changes, so old entries stop matching.
 CACHE_VERSION = 1
@@ -121,7 +122,11 @@ def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None
     record.cache_key = _cache_key(run, step.cells, step.parameters, input_hashes)
     run.listener(step.name, "start", record)
     cached = None if force else run.db.cached_outputs(record.cache_key)
-    if cached is not None and set(step.outputs) <= set(cached) and _all_stored(run, cached):
+    damaged = _damaged(run, cached or {})
+    if damaged:
+        listed = ", ".join(f"{step.name}.{name}" for name in damaged)
+        record.note = f"re-ran: the stored {listed} was missing or did not match its sha256"
+    if cached is not None and set(step.outputs) <= set(cached) and not damaged:
         record.status, record.outputs = "cached", cached
         # Outputs beyond the step's own are inputs it was seen changing when it ran.
         run.changed_by.update(dict.fromkeys(set(cached) - set(step.outputs), step.name))
@@ -197,7 +202,12 @@ def _output(run: _Run, step: str, name: str) -> StoredArtifact:
 
 
 def _all_stored(run: _Run, outputs: dict[str, StoredArtifact]) -> bool:
-    return all(run.home.store.has(a.sha256, a.format) for a in outputs.values())
+    return not _damaged(run, outputs)
+
+
+def _damaged(run: _Run, outputs: dict[str, StoredArtifact]) -> list[str]:
+    """Outputs whose stored object is missing or no longer matches its sha256."""
+    return [name for name, a in outputs.items() if not run.home.store.has(a.sha256, a.format)]
 
 
 def _cache_key(
@@ -243,7 +253,14 @@ def _value(run: _Run, producer: str, name: str) -> Any:
     key = (producer, name)
     if key not in run.values:
         stored = _output(run, producer, name)
-        run.values[key] = run.home.store.get(stored.sha256, stored.format)
+        try:
+            run.values[key] = run.home.store.get(stored.sha256, stored.format)
+        except CorruptArtifact as error:
+            raise StepFailed(
+                f"the stored {producer}.{name} does not match its sha256, so it is not loaded.",
+                where=str(error.path),
+                fix=f"Run again with --force: step {producer!r} recomputes it.",
+            ) from None
     return run.values[key]
 
 

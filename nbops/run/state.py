@@ -112,14 +112,16 @@ class StepRecord:
     duration_s: float = 0.0
     cache_key: str | None = None
     outputs: dict[str, StoredArtifact] = field(default_factory=dict)
+    note: str = ""  # why a cached step ran again (a damaged object), for this run's output
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "name": self.name,
             "status": self.status,
             "duration_s": round(self.duration_s, 4),
             "outputs": {name: a.sha256 for name, a in self.outputs.items()},
         }
+        return {**found, "note": self.note} if self.note else found
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """A content-addressed artifact store: values serialised by type, named by their sha256.
 
+Every read checks the bytes against the sha256 they are named by before anything is
+deserialised: a pickle is code, so an object someone swapped or damaged is refused, never
+loaded. Writing an object again replaces a file whose content does not match.
+
 This module depends on nothing else in nbops: builds copy it next to the generated pipeline, so
 `python -m pipeline` stores and hashes artifacts exactly as `nbops run` does.
 """
@@ -141,6 +145,18 @@ def _loaded(module: str) -> Any:
     return sys.modules.get(module)
 
 
+class CorruptArtifact(Exception):
+    """A stored object whose bytes do not match the sha256 it is named by."""
+
+    def __init__(self, path: Path, found: str) -> None:
+        self.path = path
+        self.found = found
+        super().__init__(
+            f"{path} does not match its sha256 (its content hashes to {found[:12]}...): it was "
+            "changed or damaged after it was written, so it is not loaded."
+        )
+
+
 class ArtifactStore:
     """Files under `root/<sha[:2]>/<sha>.<format>`; written to a temp file, then renamed."""
 
@@ -154,16 +170,34 @@ class ArtifactStore:
         """Store a value; returns its sha256 and format. Storing it again costs no write."""
         data, fmt = serialise(value)
         digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest, fmt)
-        if not target.exists():
-            write_atomic(target, data)
+        if not self.has(digest, fmt):  # missing, or there but damaged: (re)write it
+            write_atomic(self.path(digest, fmt), data)
         return digest, fmt
 
     def get(self, digest: str, fmt: str) -> Any:
-        return deserialise(self.path(digest, fmt).read_bytes(), fmt)
+        """The value, once its bytes match `digest`; CorruptArtifact otherwise."""
+        path = self.path(digest, fmt)
+        data = path.read_bytes()
+        found = hashlib.sha256(data).hexdigest()
+        if found != digest:
+            raise CorruptArtifact(path, found)
+        return deserialise(data, fmt)
 
     def has(self, digest: str, fmt: str) -> bool:
-        return self.path(digest, fmt).is_file()
+        """Whether the object is there and its bytes still match its name."""
+        path = self.path(digest, fmt)
+        try:
+            return _file_sha256(path) == digest
+        except OSError:
+            return False
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(target: Path, data: bytes) -> None:
