@@ -392,6 +392,14 @@ def _store_outputs(run: _Run, step: Step, namespace: dict[str, Any]) -> dict[str
             )
         try:
             digest, fmt = run.home.store.put(namespace[name])
+        except OSError as error:  # the disk, not the value: full, or over `ulimit -f`
+            raise StepFailed(
+                f"step {step.name!r} output {name!r} could not be written to the store: "
+                f"{error.strerror or error}.",
+                where=str(run.home.store.root),
+                fix="Free disk space or raise the file-size limit (ulimit -f), then run again: "
+                "the steps before it are cached.",
+            ) from None
         except Exception as error:
             raise StepFailed(
                 f"step {step.name!r} output {name!r} ({type(namespace[name]).__name__}) cannot "
