@@ -125,9 +125,9 @@ def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None
             raise
         record.duration_s = time.perf_counter() - started
         record.status = "ran"
+        # Later steps read the outputs back from the store, not the objects in memory: as after
+        # a cache hit or `--from`, so every way to the same inputs computes the same bytes.
         run.db.remember_outputs(record.cache_key, run.record.notebook, step.name, record.outputs)
-        for name in step.outputs:
-            run.values[(step.name, name)] = namespace[name]
     run.db.save_run(run.record)
     run.listener(step.name, "end", record)
 
@@ -227,7 +227,8 @@ def _compiled(pipeline: Pipeline, ref: CellRef) -> tuple[Any, dict[str, Any]]:
         else importlib.import_module(module)
         for module, name in plain.imports
     }
-    return compile(tree, filename, "exec"), imports
+    # dont_inherit: the cell runs with its own __future__ imports, not this module's.
+    return compile(tree, filename, "exec", dont_inherit=True), imports
 
 
 def _tree_with_cell_lines(plain: PlainPython, dropped: int, filename: str) -> ast.Module:
