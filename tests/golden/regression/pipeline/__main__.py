@@ -75,8 +75,11 @@ def run(store: ArtifactStore, logs: Path, report: Callable[[str], None] = print)
             outputs, seconds = _call(f"step {step.name!r}", step.cells, step.load, arguments)
         hashes[step.name] = {}
         for name in step.outputs:
-            values[(step.name, name)] = outputs[name]
-            hashes[step.name][name] = _stored(store, step.name, name, outputs[name])
+            # Later steps read the value back from the store, as `nbops run` does: the same
+            # inputs, to the byte, whether a step runs after another or on its own.
+            digest, fmt = _stored(store, step.name, name, outputs[name])
+            values[(step.name, name)] = store.get(digest, fmt)
+            hashes[step.name][name] = digest
         report(f"{step.name:<{width}}  {seconds:7.2f} s  {', '.join(step.outputs) or '-'}")
     metrics: dict[str, float] = {}
     problems: dict[str, str] = {}
@@ -88,10 +91,10 @@ def run(store: ArtifactStore, logs: Path, report: Callable[[str], None] = print)
     return {"steps": hashes, "metrics": metrics, "metric_problems": problems}
 
 
-def _stored(store: ArtifactStore, step: str, name: str, value: Any) -> str:
-    """The value's sha256, once stored; a value the store cannot hold stops the run."""
+def _stored(store: ArtifactStore, step: str, name: str, value: Any) -> tuple[str, str]:
+    """The value's sha256 and format, once stored; a value the store cannot hold stops the run."""
     try:
-        return store.put(value)[0]
+        return store.put(value)
     except Exception as error:
         kind = type(value).__name__
         message = f"step {step!r} output {name!r} ({kind}) cannot be stored: {error}"
