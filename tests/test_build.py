@@ -132,3 +132,33 @@ def test_python_m_pipeline_in_the_build_reproduces_the_runs_artifact_hashes(
     for step in result.run.steps:  # type: ignore[union-attr]
         for name, stored in step.outputs.items():
             assert reproduced[step.name][name] == stored.sha256, f"{step.name}.{name}"
+
+
+SERVED_AND_TESTED = [
+    ("rows = list(range(10))", ["step:load"]),
+    ("train_rows, test_rows = rows[:8], rows[8:]\nlimit = max(train_rows)", ["step:split"]),
+    ("assert len(test_rows) == 2 and rows[0] == 0", ["test"]),
+    ("def predict(x: int) -> bool:\n    return x <= limit", ["serve"]),
+]
+
+
+def test_the_service_ships_only_the_artifacts_it_reads(tmp_path: Path, home: Home) -> None:
+    out = tmp_path / "build" / "split"
+    notebook = write(tmp_path, SERVED_AND_TESTED, "split.ipynb")
+    result = build(analyse(load_notebook(notebook)), out=out, home=home)
+    manifest = json.loads((out / "nbops.json").read_text())
+    assert sorted(manifest["artifacts"]) == ["split.limit"]
+    shipped = sorted(p.relative_to(out).as_posix() for p in (out / "artifacts").rglob("*.*"))
+    assert shipped == [manifest["artifacts"]["split.limit"]["file"]]
+    # What only the tests read stays with the tests, out of the image's build context.
+    index = json.loads((out / "tests" / "artifacts.json").read_text())
+    assert sorted(index) == ["load.rows", "split.limit", "split.test_rows"]
+    for key in ("load.rows", "split.test_rows"):
+        entry = index[key]
+        stored = out / "tests" / "artifacts" / entry["sha256"][:2]
+        assert (stored / f"{entry['sha256']}.{entry['format']}").is_file()
+    assert " passed in " in result.tests_output and "failed" not in result.tests_output
+    dockerfile = (out / "Dockerfile").read_text()
+    assert "COPY artifacts/ artifacts/\n" in dockerfile
+    assert "tests/\n" in (out / ".dockerignore").read_text().splitlines(keepends=True)
+    assert check_build(analyse(load_notebook(notebook)), out) == []

@@ -9,7 +9,11 @@ import pytest
 from nbops.model import plain_python as module
 from nbops.model.plain_python import PATH, SUBPROCESS, PlainPython, indent_code, plain_python
 
-RUN = "subprocess.run({}, shell=True, check=True)"
+RUN = (
+    "print(\n    subprocess.run(\n        {},\n        shell=True,\n        check=True,\n"
+    "        stdout=subprocess.PIPE,\n        stderr=subprocess.STDOUT,\n        text=True,\n"
+    '    ).stdout,\n    end="",\n)'
+)
 CAPTURE = (
     "subprocess.run({}, shell=True, capture_output=True, text=True, check=True).stdout.splitlines()"
 )
@@ -207,13 +211,15 @@ def test_writefile_expands_fields_in_the_path_and_appends_with_a() -> None:
 
 
 @pytest.mark.parametrize(
-    ("magic", "extra"), [("bash", '    executable="/bin/bash",\n'), ("sh", "")]
+    ("magic", "extra"), [("bash", '        executable="/bin/bash",\n'), ("sh", "")]
 )
 def test_shell_cell_magics_run_their_script(magic: str, extra: str) -> None:
     result = plain_python(f"%%{magic}\necho one\necho $HOME")
     assert result.code == (
-        f'subprocess.run(\n    """\\\necho one\necho $HOME\n""",\n    shell=True,\n'
-        f"    check=True,\n{extra})"
+        'print(\n    subprocess.run(\n        """\\\necho one\necho $HOME\n""",\n'
+        "        shell=True,\n        check=True,\n        stdout=subprocess.PIPE,\n"
+        f"        stderr=subprocess.STDOUT,\n        text=True,\n{extra}"
+        '    ).stdout,\n    end="",\n)'
     )
     assert result.imports == (SUBPROCESS,)
 
@@ -276,3 +282,13 @@ def test_indent_moves_docstrings_with_their_code() -> None:
 
 def test_indent_leaves_blank_lines_empty() -> None:
     assert indent_code("x = 1\n\ny = 2", 8) == "        x = 1\n\n        y = 2"
+
+
+def test_a_converted_shell_line_keeps_the_cells_line_numbers_for_what_follows() -> None:
+    result = plain_python("x = 1\nfor i in range(2):\n    !echo {i}\ny = 2")
+    assert result.code.count("\n") == 13  # the command is spread over 11 lines
+    tree = result.in_cell_lines(ast.parse(result.code), 4)
+    assert [statement.lineno for statement in tree.body] == [5, 6, 8]
+    loop = tree.body[1]
+    assert isinstance(loop, ast.For)
+    assert (loop.body[0].lineno, loop.body[0].end_lineno) == (7, 7)

@@ -19,6 +19,7 @@ from nbops.errors import NotebookChanged
 from nbops.model.notebook import Notebook
 from nbops.model.pipeline import Pipeline
 from nbops.model.tags import Role, read_cell_tags
+from nbops.run import metric_values
 
 PARAMETERS_TAG = "parameters"  # where papermill injects: after the first cell tagged so
 INJECTED_TAG = "injected-parameters"
@@ -26,28 +27,21 @@ METRICS_TAG = "nbops-metrics"
 METRICS_MARKER = "nbops-metrics:"
 
 # Runs in the kernel right after the last metrics cell, so a later failure cannot hide the
-# metrics. Wrapped in a function and deleted, so it leaves no name behind for later cells.
+# metrics. Wrapped in a function and deleted, so it leaves no name behind for later cells. The
+# rule is nbops' metric_values.py, whose source it is given: every face judges values alike,
+# and the kernel need not have nbops installed.
 READ_METRICS = """\
 # Added by `nbops test` to read the metrics back; not part of the notebook.
-def _nbops_read_metrics(names):
+def _nbops_read_metrics(names, rule):
     import json
 
-    values, problems = {}, {}
-    for name in names:
-        if name not in globals():
-            problems[name] = "is not defined after the metrics cells ran"
-            continue
-        value = globals()[name]
-        try:
-            if isinstance(value, (str, bytes)):
-                raise TypeError(name)
-            values[name] = float(value)
-        except Exception:
-            problems[name] = f"is a {type(value).__name__}, not a number"
+    found = {}
+    exec(rule, found)
+    values, problems = found["split_metrics"](globals(), names)
     print("nbops-metrics:", json.dumps({"values": values, "problems": problems}))
 
 
-_nbops_read_metrics(__NAMES__)
+_nbops_read_metrics(__NAMES__, __RULE__)
 del _nbops_read_metrics
 """
 
@@ -87,7 +81,11 @@ def _add_tag(cell: Any, tag: str) -> None:
 def _metrics_cell(names: Sequence[str], notebook: Notebook) -> Any:
     import nbformat
 
-    cell = nbformat.v4.new_code_cell(READ_METRICS.replace("__NAMES__", json.dumps(list(names))))  # type: ignore[no-untyped-call]
+    rule = Path(metric_values.__file__).read_text(encoding="utf-8")
+    source = READ_METRICS.replace("__NAMES__", json.dumps(list(names))).replace(
+        "__RULE__", repr(rule)
+    )
+    cell = nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call]
     taken = {c.id for c in notebook.cells}
     candidates = itertools.chain([METRICS_TAG], (f"{METRICS_TAG}-{n}" for n in itertools.count(2)))
     cell.id = next(candidate for candidate in candidates if candidate not in taken)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import importlib
-import io
 import json
 import linecache
 import os
 import secrets
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +20,16 @@ from nbops.errors import PipelineError, StepFailed
 from nbops.model.pipeline import CellRef, Pipeline, Step
 from nbops.model.plain_python import PlainPython
 from nbops.model.tags import OPTION_LINE
+from nbops.run.capture import display, to_log
 from nbops.run.fingerprint import can_change, fingerprint
 from nbops.run.home import Home
+from nbops.run.metric_values import split_metrics
 from nbops.run.pids import pid_alive
 from nbops.run.state import RunRecord, StateDb, StepRecord, StoredArtifact
 from nbops.run.store import CorruptArtifact
 
 # Bumped when what a cache key covers changes, so old entries stop matching.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 METRICS_STEP = "metrics"
 
 
@@ -89,7 +89,7 @@ def run_pipeline(
             _run_step(run, step, record.steps[position], force=position >= forced_from)
             if tests:
                 _run_tests(run, step.name)
-        record.metrics = _metrics(run)
+        record.metrics, record.metric_problems = _metrics(run)
         record.status = "succeeded"
     except StepFailed as failure:
         record.status = "failed"
@@ -146,10 +146,10 @@ def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None
             raise
         record.duration_s = time.perf_counter() - started
         record.status = "ran"
+        # Later steps read the outputs back from the store, not the objects in memory: as after
+        # a cache hit or `--from`, so every way to the same inputs computes the same bytes.
         run.db.remember_outputs(record.cache_key, run.record.notebook, step.name, record.outputs)
         run.db.observe_changes(run.record.notebook, step.name, changed)
-        for name in (*step.outputs, *changed):
-            run.values[(step.name, name)] = namespace[name]
         run.changed_by.update(dict.fromkeys(changed, step.name))
     run.db.save_run(run.record)
     run.listener(step.name, "end", record)
@@ -243,12 +243,6 @@ def _setup_namespace(run: _Run) -> dict[str, Any]:
     return run.setup
 
 
-def display(*objects: Any, **_: Any) -> None:
-    """IPython's `display`, as a plain run shows it: each object's repr, in the step's log."""
-    for obj in objects:
-        print(repr(obj))
-
-
 def _value(run: _Run, producer: str, name: str) -> Any:
     key = (producer, name)
     if key not in run.values:
@@ -298,7 +292,7 @@ def _execute(
         code, imports = _compiled(run.pipeline, ref)
         namespace.update(imports)
         failure = None
-        with open(cell_output_path(run_dir, ref), "w") as out, _redirected(out):
+        with open(cell_output_path(run_dir, ref), "w") as out, to_log(out):
             try:
                 exec(code, namespace)  # the user's own cell, as the notebook runs it
             except Exception as error:
@@ -311,12 +305,6 @@ def _execute(
 
 def cell_output_path(run_dir: Path, ref: CellRef) -> Path:
     return run_dir / f"cell-{ref.index}.out"
-
-
-@contextlib.contextmanager
-def _redirected(log: io.TextIOBase) -> Iterator[None]:
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        yield
 
 
 def cell_filename(pipeline: Pipeline, ref: CellRef) -> str:
@@ -337,15 +325,16 @@ def _compiled(pipeline: Pipeline, ref: CellRef) -> tuple[Any, dict[str, Any]]:
         else importlib.import_module(module)
         for module, name in plain.imports
     }
-    return compile(tree, filename, "exec"), imports
+    # dont_inherit: the cell runs with its own __future__ imports, not this module's.
+    return compile(tree, filename, "exec", dont_inherit=True), imports
 
 
 def _tree_with_cell_lines(plain: PlainPython, dropped: int, filename: str) -> ast.Module:
     """The code's tree numbered as the cell's lines: the analysed tree itself for a cell run
     as written; a fresh parse, moved down, for code after a cell magic or converted."""
-    if plain.syntax is not None and plain.syntax[1] == dropped:
+    if plain.syntax is not None and plain.syntax[1] == dropped and not plain.source_lines:
         return plain.syntax[0]
-    return ast.increment_lineno(ast.parse(plain.code, filename), dropped)
+    return plain.in_cell_lines(ast.parse(plain.code, filename), dropped)
 
 
 def _dropped_lines(source: str) -> int:
@@ -411,34 +400,26 @@ def _store_outputs(run: _Run, step: Step, namespace: dict[str, Any]) -> dict[str
     return outputs
 
 
-def _metrics(run: _Run) -> dict[str, float]:
-    """Metric values, cached like a step: their cells, setup, parameters and input hashes."""
+def _metrics(run: _Run) -> tuple[dict[str, float], dict[str, str]]:
+    """The metrics and why other values the metrics cells name are none (metric_values.py),
+    cached like a step: their cells, setup, parameters and input hashes."""
     metrics = run.pipeline.metrics
     if not metrics.names:
-        return {}
+        return {}, {}
     inputs = _effective_producers(run, dict(metrics.inputs))
     hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
     key = _cache_key(run, metrics.cells, tuple(run.parameters), hashes)
     cached = run.db.cached_outputs(key)
     if cached and METRICS_STEP in cached and _all_stored(run, cached):
         stored = cached[METRICS_STEP]
-        values: dict[str, float] = run.home.store.get(stored.sha256, stored.format)
-        return values
+        values, problems = run.home.store.get(stored.sha256, stored.format)
+        return values, problems
     namespace = _namespace(run, inputs)
     _execute(run, METRICS_STEP, metrics.cells, namespace)
-    numbers = {name: _number(namespace.get(name)) for name in metrics.names}
-    values = {name: number for name, number in numbers.items() if number is not None}
-    stored = StoredArtifact(*run.home.store.put(values))
+    values, problems = split_metrics(namespace, metrics.names)
+    stored = StoredArtifact(*run.home.store.put((values, problems)))
     run.db.remember_outputs(key, run.record.notebook, METRICS_STEP, {METRICS_STEP: stored})
-    return values
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None  # NaN is not a usable metric
+    return values, problems
 
 
 def _new_run_id() -> str:

@@ -92,6 +92,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (notebook, step, name)
     );
     """,
+    # Values of the metrics cells that are not numbers, with why: {name: "is a str, not a number"}
+    """
+    ALTER TABLE runs ADD COLUMN metric_problems TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -134,6 +138,8 @@ class RunRecord:
     ended_at: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    # Names the metrics cells assign whose values are not numbers, with why (metric_values.py).
+    metric_problems: dict[str, str] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
     error: dict[str, Any] | None = None
     pid: int | None = None
@@ -149,6 +155,7 @@ class RunRecord:
             "steps": [step.as_dict() for step in self.steps],
             "parameters": self.parameters,
             "metrics": self.metrics,
+            "metric_problems": self.metric_problems,
             "error": self.error,
         }
 
@@ -206,7 +213,9 @@ class StateDb(Database):
         """Insert or replace the whole record in one transaction."""
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs (id, notebook, notebook_sha256, status, started_at, "
+                "ended_at, parameters, metrics, error, pid, metric_problems) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.notebook,
@@ -218,6 +227,7 @@ class StateDb(Database):
                     json.dumps(run.metrics),
                     json.dumps(run.error) if run.error else None,
                     run.pid,
+                    json.dumps(run.metric_problems),
                 ),
             )
             conn.execute("DELETE FROM run_steps WHERE run_id = ?", (run.run_id,))
@@ -288,6 +298,7 @@ class StateDb(Database):
             ended_at=row["ended_at"],
             parameters=json.loads(row["parameters"]),
             metrics=json.loads(row["metrics"]),
+            metric_problems=json.loads(row["metric_problems"]),
             steps=steps,
             error=json.loads(row["error"]) if row["error"] else None,
             pid=row["pid"],

@@ -18,6 +18,16 @@ def load() -> dict[str, Any]:
     # cell 4 (id regression-04)
     patients = load_diabetes(as_frame=True).frame
     n_rows = len(patients)
-    subprocess.run(f'echo "rows: {n_rows}"', shell=True, check=True)
+    print(
+        subprocess.run(
+            f'echo "rows: {n_rows}"',
+            shell=True,
+            check=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ).stdout,
+        end="",
+    )
 
     return {"patients": patients}
