@@ -24,6 +24,7 @@ from nbops.model.tags import OPTION_LINE
 # What generated code imports for a converted cell: (module, name); name None for `import module`.
 Import = tuple[str, str | None]
 SUBPROCESS: Import = ("subprocess", None)
+SHLEX: Import = ("shlex", None)
 PATH: Import = ("pathlib", "Path")
 
 # Line magics whose argument is the statement they run (`%time y = f(x)`).
@@ -314,13 +315,16 @@ def _shell_run(
     if INSTALL_COMMAND.match(command):
         shown = f"{prefix}!{command} (list packages in the build's requirements)"
         return indent + _left_out(shown), ()
-    literal = _expanded_literal(command)
+    # Values put into the command are quoted: a parameter set with -p or through the REST API
+    # is not the notebook author's text, and must stay one word to the shell.
+    literal = _expanded_literal(command, quoted=True)
+    imports = (SUBPROCESS, SHLEX) if "shlex.quote(" in literal else (SUBPROCESS,)
     if capture:
         options = "shell=True, capture_output=True, text=True, check=True"
         run = f"subprocess.run({literal}, {options}).stdout.splitlines()"
     else:
-        return _printed_run(indent, literal, []), (SUBPROCESS,)
-    return indent + prefix + run, (SUBPROCESS,)
+        return _printed_run(indent, literal, []), imports
+    return indent + prefix + run, imports
 
 
 def _left_out(what: str) -> str:
@@ -330,8 +334,9 @@ def _left_out(what: str) -> str:
 # string literals, written the way ruff format writes them
 
 
-def _expanded_literal(text: str) -> str:
-    """`text` as IPython expands it: an f-string when it holds `{expr}` or `$name`, else text."""
+def _expanded_literal(text: str, *, quoted: bool = False) -> str:
+    """`text` as IPython expands it: an f-string when it holds `{expr}` or `$name`, else text.
+    `quoted` passes each value through `shlex.quote`, for a shell command."""
     parts: list[tuple[str, bool]] = []  # (text, is_expression)
     position = 0
     for match in SHELL_FIELD.finditer(text):
@@ -349,7 +354,30 @@ def _expanded_literal(text: str) -> str:
         return string_literal("".join(part for part, _ in parts))
     if not all(_is_field(part) for part, is_expression in parts if is_expression):
         return string_literal(text)  # IPython, too, leaves a command it cannot expand alone
+    if quoted:
+        parts = [
+            (_shell_quoted(part) if is_expression else part, is_expression)
+            for part, is_expression in parts
+        ]
     return _fstring(parts)
+
+
+def _shell_quoted(field: str) -> str:
+    """The f-string field `x`, `x!r` or `x:>5` as one that yields the value shell-quoted."""
+    tree = ast.parse(f"f'{{{field}}}'" if "'" not in field else f'f"{{{field}}}"', mode="eval")
+    assert isinstance(tree.body, ast.JoinedStr)
+    value = tree.body.values[0]
+    assert isinstance(value, ast.FormattedValue)
+    text = ast.unparse(value.value)
+    converted = {ord("r"): "repr", ord("a"): "ascii"}.get(value.conversion, "str")
+    spec = value.format_spec
+    if spec is None:
+        return f"shlex.quote({converted}({text}))"
+    if isinstance(spec, ast.JoinedStr) and all(isinstance(p, ast.Constant) for p in spec.values):
+        shown = "".join(str(part.value) for part in spec.values if isinstance(part, ast.Constant))
+        inner = text if converted == "str" else f"{converted}({text})"
+        return f"shlex.quote(format({inner}, {shown!r}))"
+    return field  # a computed format spec: left as IPython writes it
 
 
 def _is_field(text: str) -> bool:

@@ -3,6 +3,7 @@
 Generated from regression.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
 
+import shlex
 import subprocess
 from typing import Any
 
@@ -20,7 +21,7 @@ def load() -> dict[str, Any]:
     n_rows = len(patients)
     print(
         subprocess.run(
-            f'echo "rows: {n_rows}"',
+            f'echo "rows: {shlex.quote(str(n_rows))}"',
             shell=True,
             check=True,
             stdout=subprocess.PIPE,
