@@ -19,7 +19,14 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.ci.prepared import INJECTED_TAG, METRICS_TAG, prepare_copy, read_metrics, read_node
+from nbops.ci.prepared import (
+    INJECTED_TAG,
+    METRICS_TAG,
+    ROUND_TRIP_TAG,
+    prepare_copy,
+    read_metrics,
+    read_node,
+)
 from nbops.errors import KernelNotFound, OutputPathError
 from nbops.model.notebook import Notebook
 from nbops.model.pipeline import Pipeline
@@ -366,7 +373,7 @@ def _injects_cell(prepared: Any, options: RunOptions) -> bool:
 def _added(cell: Any) -> CellLabel:
     """The label of a cell the run added: papermill's injected parameters or nbops' metrics."""
     tags = cell.metadata.get("tags") or []
-    tag = next((t for t in tags if t in (INJECTED_TAG, METRICS_TAG)), None)
+    tag = next((t for t in tags if t in (INJECTED_TAG, METRICS_TAG, ROUND_TRIP_TAG)), None)
     return CellLabel(None, str(cell.get("id", "")), tag)
 
 

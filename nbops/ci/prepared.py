@@ -1,7 +1,9 @@
 """The copy of a notebook that `nbops test` runs, and the metrics it reads back from it.
 
 The copy leaves out `skip` cells, tags the parameters cell the way papermill looks for it, keeps
-nbops' cell ids, and gains one cell, right after the last metrics cell, that prints the metrics.
+nbops' cell ids, and gains hidden cells: after each step, one that passes the step's outputs
+through the store's serialisation (every other face reads them back from the store, so values
+are the same to the last bit), and after the last metrics cell, one that prints the metrics.
 """
 
 from __future__ import annotations
@@ -25,6 +27,25 @@ PARAMETERS_TAG = "parameters"  # where papermill injects: after the first cell t
 INJECTED_TAG = "injected-parameters"
 METRICS_TAG = "nbops-metrics"
 METRICS_MARKER = "nbops-metrics:"
+ROUND_TRIP_TAG = "nbops-round-trip"
+
+# Runs in the kernel after a step's last cell: its outputs become what the store gives back, as
+# `nbops run` and the generated package read them. The store module is given as source (it
+# depends on nothing else), so the kernel need not have nbops installed.
+ROUND_TRIP = """\
+# Added by `nbops test`: the step's outputs as the store gives them back; not part of the notebook.
+def _nbops_round_trip(names, store_source):
+    store = {"__name__": "nbops_store"}
+    exec(store_source, store)
+    for name in names:
+        if name in globals():
+            data, fmt = store["serialise"](globals()[name])
+            globals()[name] = store["deserialise"](data, fmt)
+
+
+_nbops_round_trip(__NAMES__, __STORE__)
+del _nbops_round_trip
+"""
 
 # Runs in the kernel right after the last metrics cell, so a later failure cannot hide the
 # metrics. Wrapped in a function and deleted, so it leaves no name behind for later cells. The
@@ -55,6 +76,8 @@ def prepare_copy(node: Any, pipeline: Pipeline) -> Any:
     prepared = nbformat.v4.new_notebook(metadata=copy.deepcopy(node.metadata))  # type: ignore[no-untyped-call]
     prepared.metadata["nbops"] = {"notebook": notebook.path, "sha256": notebook.sha256}
     last_metrics = max((ref.index for ref in pipeline.metrics.cells), default=None)
+    step_ends = {step.cells[-1].index: step for step in pipeline.steps if step.outputs}
+    taken = {c.id for c in notebook.cells}
     tagged = False
     for cell, raw in zip(notebook.cells, node.cells, strict=True):
         tags = read_cell_tags(cell) if cell.is_code else None
@@ -66,9 +89,35 @@ def prepare_copy(node: Any, pipeline: Pipeline) -> Any:
             _add_tag(added, PARAMETERS_TAG)  # `#| nbops: parameters`, Kale's pipeline-parameters
             tagged = True
         prepared.cells.append(added)
+        if cell.index in step_ends:
+            step = step_ends[cell.index]
+            prepared.cells.append(_round_trip_cell(step.name, step.outputs, taken))
         if cell.index == last_metrics and pipeline.metrics.names:
             prepared.cells.append(_metrics_cell(pipeline.metrics.names, notebook))
     return prepared
+
+
+def _round_trip_cell(step: str, names: Sequence[str], taken: set[str]) -> Any:
+    import nbformat
+
+    from nbops.run import store
+
+    source = ROUND_TRIP.replace("__NAMES__", json.dumps(list(names))).replace(
+        "__STORE__", repr(Path(store.__file__).read_text(encoding="utf-8"))
+    )
+    cell = nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call]
+    cell.id = _free_id(f"{ROUND_TRIP_TAG}-{step}"[:64], taken)
+    cell.metadata["tags"] = [ROUND_TRIP_TAG]
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    return cell
+
+
+def _free_id(wanted: str, taken: set[str]) -> str:
+    """`wanted`, or `wanted-2`, `wanted-3`...: the first no cell has; then it is taken."""
+    candidates = itertools.chain([wanted], (f"{wanted}-{n}" for n in itertools.count(2)))
+    chosen = next(candidate for candidate in candidates if candidate not in taken)
+    taken.add(chosen)
+    return chosen
 
 
 def _add_tag(cell: Any, tag: str) -> None:
