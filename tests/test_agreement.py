@@ -438,3 +438,22 @@ def executed_example_result(faces: Faces, name: str) -> Any:
                 if output.output_type == "execute_result":
                     return ast.literal_eval(output.data["text/plain"])
     return None
+
+
+# refusals: what one face cannot do, every face refuses
+
+
+@pytest.mark.slow
+def test_an_output_the_store_cannot_hold_is_refused_by_run_and_by_test(tmp_path: Path) -> None:
+    cells: list[Cell] = [
+        ("numbers = (n * n for n in range(3))", ["step:make"]),
+        ("total = sum(numbers)", ["step:use"]),
+        ("total", ["metrics"]),
+    ]
+    path = Notebook("unstorable", cells).write(tmp_path)
+    home = tmp_path / ".nbops"
+    ran = nbops("run", str(path), home=home, cwd=tmp_path)
+    tested = nbops("test", str(path), home=home, cwd=tmp_path)
+    assert ran.returncode == 1 and tested.returncode == 1
+    assert "output 'numbers' (generator) cannot be stored: cannot pickle 'generator'" in ran.stderr
+    assert "cannot pickle 'generator'" in tested.stdout + tested.stderr
