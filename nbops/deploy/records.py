@@ -150,10 +150,12 @@ def deploy_lock(db: StateDb, name: str) -> Iterator[None]:
         conn.execute(
             "INSERT OR REPLACE INTO deploy_locks VALUES (?, ?, ?)", (name, os.getpid(), time.time())
         )
-    # Before a deploy, rollback or stop changes anything: what to restore if the db is lost.
-    db.backup(name)
+    # Before a deploy, rollback or stop changes anything, and once it is done: what to restore
+    # if the db is lost (the second copy knows the version now serving).
+    db.backup(f"{name}-before")
     try:
         yield
     finally:
         with db.transaction() as conn:
             conn.execute("DELETE FROM deploy_locks WHERE name = ? AND pid = ?", (name, os.getpid()))
+        db.backup(f"{name}-after")
