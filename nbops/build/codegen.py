@@ -148,7 +148,8 @@ class Scope:
         self.pipeline = pipeline
         self.parameters = {p.name: p for p in pipeline.parameters}
         self.setup = _scan_cells(pipeline, pipeline.setup)
-        self.setup_names = tuple(self.setup.writes)
+        computed = [n for part in pipeline.parameter_code for n in part.writes]
+        self.setup_names = tuple(dict.fromkeys([*computed, *self.setup.writes]))
 
     def shared_names(self, reads: Iterable[str], taken: set[str]) -> list[str]:
         """What a section imports from shared.py: the setup names it reads, bar its arguments.
@@ -185,16 +186,27 @@ def _parameter(parameter: Parameter) -> dict[str, Any]:
 def _setup(scope: Scope) -> dict[str, Any]:
     pipeline = scope.pipeline
     cells, imports = cell_code(pipeline, pipeline.setup)
-    from_parameters = [n for n in scope.setup.reads if n in scope.parameters]
+    reads = [*(n for part in pipeline.parameter_code for n in part.reads), *scope.setup.reads]
+    from_parameters = [n for n in dict.fromkeys(reads) if n in scope.parameters]
     local = [(".parameters", name) for name in from_parameters]
     local += [
         (".capture", n) for n in scope.kernel_names(_kernel_reads(pipeline, pipeline.setup), set())
     ]
     return {
+        "parameter_code": parameter_code(pipeline),
         "cells": cells,
         "names": _sorted_names(scope.setup_names),
         "imports": import_groups(imports, local),
     }
+
+
+def parameter_code(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The parameters cells' other statements: shared.py runs them first, after parameters.py
+    has the values (`--param` sets them before shared.py is imported), as `nbops run` does."""
+    return [
+        {"index": part.cell.index, "id": part.cell.id, "code": part.source.strip()}
+        for part in pipeline.parameter_code
+    ]
 
 
 def _step(scope: Scope, step: Step) -> dict[str, Any]:

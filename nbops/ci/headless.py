@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from nbops.ci.prepared import (
     INJECTED_TAG,
     METRICS_TAG,
+    PARAMETER_CODE_TAG,
     ROUND_TRIP_TAG,
     prepare_copy,
     read_metrics,
@@ -260,7 +261,7 @@ def execute_headless(
     import nbformat
 
     node = read_node(pipeline.notebook)
-    prepared = prepare_copy(node, pipeline)
+    prepared = prepare_copy(node, pipeline, overridden=bool(options.overrides))
     kernel = options.kernel or (node.metadata.get("kernelspec") or {}).get("name") or DEFAULT_KERNEL
     labels = cell_labels(pipeline)
     started = time.perf_counter()
@@ -373,7 +374,8 @@ def _injects_cell(prepared: Any, options: RunOptions) -> bool:
 def _added(cell: Any) -> CellLabel:
     """The label of a cell the run added: papermill's injected parameters or nbops' metrics."""
     tags = cell.metadata.get("tags") or []
-    tag = next((t for t in tags if t in (INJECTED_TAG, METRICS_TAG, ROUND_TRIP_TAG)), None)
+    added = (INJECTED_TAG, METRICS_TAG, ROUND_TRIP_TAG, PARAMETER_CODE_TAG)
+    tag = next((t for t in tags if t in added), None)
     return CellLabel(None, str(cell.get("id", "")), tag)
 
 

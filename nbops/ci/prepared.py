@@ -28,6 +28,10 @@ INJECTED_TAG = "injected-parameters"
 METRICS_TAG = "nbops-metrics"
 METRICS_MARKER = "nbops-metrics:"
 ROUND_TRIP_TAG = "nbops-round-trip"
+# papermill injects new values right after the parameters cell, so code there that computes
+# from parameters (`n = 2 * base`) saw the defaults; this hidden cell, which papermill's
+# injected cell lands before, runs that code again on the values given, as nbops run does.
+PARAMETER_CODE_TAG = "nbops-parameter-code"
 
 # Runs in the kernel after a step's last cell: its outputs become what the store gives back, as
 # `nbops run` and the generated package read them. The store module is given as source (it
@@ -67,7 +71,7 @@ del _nbops_read_metrics
 """
 
 
-def prepare_copy(node: Any, pipeline: Pipeline) -> Any:
+def prepare_copy(node: Any, pipeline: Pipeline, *, overridden: bool = False) -> Any:
     """The notebook papermill runs: skip cells left out, the parameters cell tagged the way
     papermill finds it, cell ids those of nbops' model, and the metrics read-back cell added."""
     import nbformat
@@ -85,10 +89,13 @@ def prepare_copy(node: Any, pipeline: Pipeline) -> Any:
             continue
         added = copy.deepcopy(raw)
         added["id"] = cell.id
-        if tags is not None and tags.role is Role.PARAMETERS and not tags.injected and not tagged:
+        is_parameters = tags is not None and tags.role is Role.PARAMETERS and not tags.injected
+        if is_parameters and not tagged:
             _add_tag(added, PARAMETERS_TAG)  # `#| nbops: parameters`, Kale's pipeline-parameters
-            tagged = True
         prepared.cells.append(added)
+        if is_parameters and not tagged and overridden and pipeline.parameter_code:
+            prepared.cells.append(_parameter_code_cell(pipeline, taken))
+        tagged |= is_parameters
         if cell.index in step_ends:
             step = step_ends[cell.index]
             prepared.cells.append(_round_trip_cell(step.name, step.outputs, taken))
@@ -108,6 +115,17 @@ def _round_trip_cell(step: str, names: Sequence[str], taken: set[str]) -> Any:
     cell = nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call]
     cell.id = _free_id(f"{ROUND_TRIP_TAG}-{step}"[:64], taken)
     cell.metadata["tags"] = [ROUND_TRIP_TAG]
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    return cell
+
+
+def _parameter_code_cell(pipeline: Pipeline, taken: set[str]) -> Any:
+    import nbformat
+
+    source = "\n".join(part.source.strip("\n") for part in pipeline.parameter_code)
+    cell = nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call]
+    cell.id = _free_id(PARAMETER_CODE_TAG, taken)
+    cell.metadata["tags"] = [PARAMETER_CODE_TAG]
     cell.metadata["jupyter"] = {"source_hidden": True}
     return cell
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.errors import PipelineError, StepFailed
+from nbops.model.parameters import parameter_code_key
 from nbops.model.pipeline import CellRef, Pipeline, Step
 from nbops.model.plain_python import PlainPython
 from nbops.model.tags import OPTION_LINE
@@ -108,6 +109,7 @@ def _forced_from(pipeline: Pipeline, from_step: str | None, force: bool) -> int:
     if from_step is None:
         return len(pipeline.steps)
     names = [s.name for s in pipeline.steps]
+    from_step = next((s.name for s in pipeline.steps if s.title == from_step), from_step)
     if from_step not in names:
         raise PipelineError(
             f"--from {from_step!r} names no step.", fix=f"Steps are: {', '.join(names)}."
@@ -221,6 +223,7 @@ def _cache_key(
         "parameters": {name: repr(run.parameters[name]) for name in parameters},
         "inputs": inputs,
     }
+    material.update(parameter_code_key(run.pipeline, run.parameters))
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -238,9 +241,29 @@ def _setup_namespace(run: _Run) -> dict[str, Any]:
     if run.setup is None:
         namespace: dict[str, Any] = {"__name__": "__main__", "display": display}
         namespace.update(run.parameters)  # setup may read parameters, as in the notebook
+        _run_parameter_code(run, namespace)
         _execute(run, "setup", run.pipeline.setup, namespace)
         run.setup = {k: v for k, v in namespace.items() if k not in run.parameters}
     return run.setup
+
+
+def _run_parameter_code(run: _Run, namespace: dict[str, Any]) -> None:
+    """The parameters cell's statements that are not parameters, run after the values are
+    injected and before setup; their output goes to the setup log."""
+    log_path = run.home.log_dir(run.record.run_id) / "setup.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    for part in run.pipeline.parameter_code:
+        filename = cell_filename(run.pipeline, part.cell)
+        source = run.pipeline.notebook.cells[part.cell.index].source
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        failure = None
+        with open(log_path, "a") as log, to_log(log):
+            try:
+                exec(compile(part.source, filename, "exec"), namespace)  # as papermill runs it
+            except Exception as error:
+                failure = _step_failure(run, "setup", part.cell, error, log_path, "parameters")
+        if failure is not None:
+            raise failure
 
 
 def _value(run: _Run, producer: str, name: str) -> Any:
