@@ -4,6 +4,7 @@ by SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -28,10 +29,11 @@ WORK: list[tuple[str, list[str]] | str] = [
     ("base = 2.0", ["step:load"]),
     (
         "def work(path: str, value: float = 1.0, seconds: float = 0.0) -> float:\n"
-        '    """Note the request in `path`, then double `value`; a negative one raises."""\n'
-        "    time.sleep(seconds)\n"
+        '    """Note the request in `path`, take `seconds`, then double `value`; a negative one\n'
+        '    raises."""\n'
         '    with open(path, "a") as notes:\n'
         '        notes.write(f"{value}\\n")\n'
+        "    time.sleep(seconds)\n"
         "    if value < 0:\n"
         '        raise ValueError("a negative value")\n'
         "    return base * value",
@@ -67,10 +69,10 @@ def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
     return condition()
 
 
-def slow_batch(notes: Path) -> bytes:
-    """A raw HTTP request for a batch of SLOW_ITEMS requests that takes seconds to run."""
+def slow_batch(notes: Path, items: int = SLOW_ITEMS, seconds: float = SECONDS_EACH) -> bytes:
+    """A raw HTTP request for a batch that takes seconds to run: `items` requests of `seconds`."""
     body = json.dumps(
-        [{"path": str(notes), "value": i, "seconds": SECONDS_EACH} for i in range(SLOW_ITEMS)]
+        [{"path": str(notes), "value": i, "seconds": seconds} for i in range(items)]
     ).encode()
     head = (
         "POST /work/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -156,28 +158,36 @@ def check_stops_when_client_goes(server: Server, notes: Path) -> None:
     assert httpx.get(f"{server.url}/healthz").status_code == 200
 
 
-def test_sigterm_during_a_long_batch_exits_within_5_seconds(built: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("items", "seconds"),
+    [(SLOW_ITEMS, SECONDS_EACH), (2, 60.0)],
+    ids=["many-short-requests", "one-request-of-a-minute"],
+)
+def test_sigterm_during_a_long_batch_exits_within_5_seconds(
+    built: Path, tmp_path: Path, items: int, seconds: float
+) -> None:
     notes = tmp_path / "notes.txt"
     with serving(built, tmp_path / "logs") as server, connect(server) as client:
         answer: list[bytes] = []
 
-        def read() -> None:
-            try:
-                answer.append(client.recv(65536))
-            except OSError:
-                answer.append(b"")
+        def read() -> None:  # until the server closes the connection
+            received = b""
+            with contextlib.suppress(OSError):
+                while chunk := client.recv(65536):
+                    received += chunk
+            answer.append(received)
 
-        client.sendall(slow_batch(notes))
+        client.sendall(slow_batch(notes, items, seconds))
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        assert wait_until(lambda: lines(notes) >= 5, 10), "the batch did not start"
+        assert wait_until(lambda: lines(notes) >= min(items - 1, 5), 10), "no start"
         sent = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         code = server.process.wait(timeout=10)
         took = time.monotonic() - sent
         assert took < 5, f"exited {took:.1f} s after SIGTERM"
         assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has stopped
-        assert lines(notes) < SLOW_ITEMS  # cut short, not run to its end
+        assert lines(notes) < items  # cut short, not run to its end
         reader.join(timeout=5)
         [head] = answer
         assert head.startswith(b"HTTP/1.1 503 "), head

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from .artifacts import NotReady
 from .errors import ClientGone, FunctionFailed, item_failed
@@ -96,11 +96,12 @@ async def result_of(function: Callable[..., Any], request: Arguments) -> Any:
     """The function's result for one request.
 
     A synchronous function runs in a worker thread: models are CPU-bound, and the event loop
-    must go on answering meanwhile (/healthz, say).
+    must go on answering meanwhile (/healthz, say). When the server stops (SIGTERM) and cancels
+    what still runs, the thread is left to finish on its own, so that the process can exit.
     """
     if inspect.iscoroutinefunction(function):
         return plain(await request.call(function))
-    return await run_in_threadpool(_call, function, request)
+    return await to_thread.run_sync(_call, function, request, abandon_on_cancel=True)
 
 
 def _call(function: Callable[..., Any], request: Arguments) -> Any:
