@@ -79,8 +79,90 @@ def test_the_batch_route_agrees_with_single_calls(client: httpx.Client) -> None:
     singles = [client.post("/predict", json={"features": c}).json()["result"] for c in CUSTOMERS]
     batch = client.post("/predict/batch", json=[{"features": c} for c in CUSTOMERS])
     assert batch.status_code == 200, batch.text
-    assert batch.json() == {"results": singles}
-    assert client.post("/predict/batch", json=[]).json() == {"results": []}
+    assert batch.json() == {"results": singles, "errors": []}
+    assert client.post("/predict/batch", json=[]).json() == {"results": [], "errors": []}
+
+
+def test_a_request_the_function_raises_on_fails_alone_in_its_batch(
+    client: httpx.Client, server: Server
+) -> None:
+    requests = [{"features": CUSTOMERS[0]}, {"features": {}}, {"features": CUSTOMERS[1]}]
+    batch = client.post("/predict/batch", json=requests)
+    assert batch.status_code == 207, batch.text
+    single = [client.post("/predict", json=r).json()["result"] for r in (requests[0], requests[2])]
+    assert batch.json() == {
+        "results": [single[0], None, single[1]],
+        "errors": [{"index": 1, "detail": "internal error"}],
+    }
+    request_id = batch.headers["X-Request-ID"]
+    [logged] = server.logged(request_id=request_id, level="ERROR")
+    assert logged["message"] == (
+        "the serve function of /predict raised on request 1 of the batch: KeyError: 'tenure_months'"
+    )
+    assert logged["index"] == 1
+
+
+def test_the_api_key_is_checked_before_the_body_is_read(server: Server) -> None:
+    anonymous = httpx.Client(base_url=server.url, timeout=30)
+    json_type = {"Content-Type": "application/json"}
+    for route in ("/predict", "/predict/batch"):
+        malformed = anonymous.post(route, content=b"{not json", headers=json_type)
+        assert malformed.status_code == 401, malformed.text
+        assert malformed.json() == {"detail": "a valid X-API-Key header is required"}
+    keyed = anonymous.post(
+        "/predict", content=b"{not json", headers={**json_type, "X-API-Key": API_KEY}
+    )
+    assert keyed.status_code == 422
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused_with_422_and_counted(
+    client: httpx.Client, literal: str
+) -> None:
+    labels = {"route": "/predict", "method": "POST", "status": "422"}
+    before = metric(client.get("/metrics").text, "nbops_http_requests_total", **labels)
+    customer = json.dumps(CUSTOMERS[0]).replace("95.5", literal)
+    assert literal in customer
+    response = client.post(
+        "/predict",
+        content=f'{{"features": {customer}}}'.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["type"] == "json_invalid"
+    assert problem["ctx"] == {"error": f"{literal} is not a JSON number; send a finite number"}
+    after = metric(client.get("/metrics").text, "nbops_http_requests_total", **labels)
+    assert after == before + 1
+
+
+def test_every_error_answer_is_counted_by_its_status(server: Server) -> None:
+    """401, 413, 422 and 500 each show in nbops_http_requests_total, 500s from a serve function
+    also in nbops_function_errors_total."""
+    anonymous = httpx.Client(base_url=server.url, timeout=30)
+    keyed = httpx.Client(base_url=server.url, timeout=30, headers={"X-API-Key": API_KEY})
+
+    def counts() -> dict[str, float]:
+        text = anonymous.get("/metrics").text
+        found = {
+            status: metric(text, "nbops_http_requests_total", route="/predict", status=status)
+            for status in ("401", "413", "422", "500")
+        }
+        return {**found, "function": metric(text, "nbops_function_errors_total", route="/predict")}
+
+    before = counts()
+    anonymous.post("/predict", json={"features": CUSTOMERS[0]})
+    keyed.post("/predict", json={"features": {"padding": "x" * MAX_BODY}})
+    keyed.post("/predict", json={"features": 3})
+    keyed.post("/predict", json={"features": {}})
+    after = counts()
+    assert {key: after[key] - before[key] for key in after} == {
+        "401": 1,
+        "413": 1,
+        "422": 1,
+        "500": 1,
+        "function": 1,
+    }
 
 
 def test_invalid_input_gets_422_naming_the_field(client: httpx.Client) -> None:

@@ -96,9 +96,12 @@ def test_each_function_gets_a_route_a_batch_route_and_its_docstring() -> None:
     assert '    "/v1/scale/batch",\n    response_model=PredictBatchOutput,' in routes
     assert '    summary="predict(x: float) -> float",' in routes
     assert (
-        '    """Scale x."""\n    [result] = await run(endpoints.predict, "v1/scale", [body])'
-        in (routes)
-    )
+        '    """Scale x."""\n    try:\n'
+        '        return {"result": await result_of(endpoints.predict, body)}\n'
+        "    except Exception as error:\n"
+        '        raise FunctionFailed("v1/scale") from error\n'
+    ) in routes
+    assert 'return await each(request, response, endpoints.predict, "v1/scale", body)' in routes
 
 
 # type hints as request fields

@@ -111,8 +111,11 @@ def smoke(
     status, text = post(f"{url}/{route}", body, api_key)
     if status != expect:
         request = f"smoke request POST /{route} {json.dumps(body)[:200]}"
-        answer = f"answered {status}" + (f" ({why})" if why else "")
-        reason = f"{request} {answer}: {text[:300]}"
+        if status is None:  # no HTTP answer at all: `text` says why
+            reason = f"{request} got no answer ({text or 'the connection failed'})"
+        else:
+            answer = f"answered {status}" + (f" ({why})" if why else "")
+            reason = f"{request} {answer}: {text[:300]}" if text else f"{request} {answer}"
         raise NotHealthy(f"{reason}. {fix}" if fix else reason)
 
 
@@ -135,8 +138,10 @@ def _request(request: urllib.request.Request, api_key: str | None) -> tuple[int 
             return int(response.status), response.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
         return int(error.code), error.read().decode(errors="replace")
-    except (urllib.error.URLError, OSError):
-        return None, ""
+    except urllib.error.URLError as error:
+        return None, str(error.reason)
+    except OSError as error:
+        return None, str(error) or type(error).__name__
 
 
 def stop(pid: int | None, timeout: float = 10.0) -> None:

@@ -18,6 +18,9 @@ MANIFEST = "nbops.json"
 APP = "service.main:app"
 # prometheus-client's switch: each worker writes its metrics there, /metrics adds them up.
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# Seconds SIGTERM waits for requests in flight before uvicorn cancels them: a batch is stopped
+# between two requests, so the process exits within about this, not when a long batch ends.
+DRAIN_SECONDS = 3
 
 
 def check_build_dir(path: Path) -> dict[str, Any]:
@@ -56,7 +59,11 @@ def serve(
     workers: int = 1,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Run the build's service until interrupted; its logs are JSON lines on stderr."""
+    """Run the build's service until interrupted; its logs are JSON lines on stderr.
+
+    SIGTERM or Ctrl-C stops taking connections, lets requests in flight finish for up to
+    DRAIN_SECONDS, then cancels what is left and exits.
+    """
     import uvicorn
 
     root = build_dir.resolve()
@@ -77,6 +84,7 @@ def serve(
             # The service logs JSON lines itself, each request once with its id.
             log_config=None,
             access_log=False,
+            timeout_graceful_shutdown=DRAIN_SECONDS,
         )
 
 

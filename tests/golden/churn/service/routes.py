@@ -6,15 +6,16 @@ Generated from churn.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Request, Response
 
 from .artifacts import NotReady
-from .errors import FunctionFailed
+from .errors import ClientGone, FunctionFailed, item_failed
 from .schemas import (
     Arguments,
     PredictBatchOutput,
@@ -22,16 +23,22 @@ from .schemas import (
     PredictOutput,
     Problem,
 )
+from .security import GuardedRoute, batch_within_limit
 
-router = APIRouter(tags=["serve functions"])
+router = APIRouter(tags=["serve functions"], route_class=GuardedRoute)
 
 # What a serve route may answer besides its result; FastAPI documents 422 (invalid input).
 FAILURES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "NBOPS_API_KEY is set and X-API-Key is not it"},
-    413: {"model": Problem, "description": "The body is larger than NBOPS_MAX_BODY_BYTES"},
+    413: {
+        "model": Problem,
+        "description": "The body is larger than NBOPS_MAX_BODY_BYTES, or a batch has more "
+        "requests than NBOPS_MAX_BATCH_ITEMS",
+    },
     500: {"model": Problem, "description": "The function raised; see the log for the id"},
     503: {"model": Problem, "description": "The artifacts are not loaded; /readyz says why"},
 }
+PARTLY = "The function raised on some requests: null results, and `errors` names them"
 
 
 async def ready_functions(request: Request) -> ModuleType:
@@ -58,8 +65,10 @@ async def route_predict(
     `features` holds tenure_months, monthly_charges, support_calls and
     contract ("monthly", "annual" or "two_year").
     """
-    [result] = await run(endpoints.predict, "predict", [body])
-    return {"result": result}
+    try:
+        return {"result": await result_of(endpoints.predict, body)}
+    except Exception as error:
+        raise FunctionFailed("predict") from error
 
 
 @router.post(
@@ -67,42 +76,78 @@ async def route_predict(
     response_model=PredictBatchOutput,
     summary="predict, for each request of a list",
     operation_id="predict_batch",
-    responses=FAILURES,
+    responses={**FAILURES, 207: {"model": PredictBatchOutput, "description": PARTLY}},
+    dependencies=[Depends(batch_within_limit)],
 )
 async def route_predict_batch(
-    body: list[PredictInput], endpoints: ModuleType = Depends(ready_functions)
+    request: Request,
+    response: Response,
+    body: list[PredictInput],
+    endpoints: ModuleType = Depends(ready_functions),
 ) -> dict[str, Any]:
-    """`predict` for each request of the list, in order: many inputs in one HTTP call."""
-    return {"results": await run(endpoints.predict, "predict", body)}
+    """`predict` for each request of the list, in order: many inputs in one HTTP call.
+
+    A request it raises on has a null result and an entry in `errors`, and the answer is 207.
+    """
+    return await each(request, response, endpoints.predict, "predict", body)
 
 
-async def run(function: Callable[..., Any], route: str, requests: Sequence[Arguments]) -> list[Any]:
-    """The function's result for each request.
+async def result_of(function: Callable[..., Any], request: Arguments) -> Any:
+    """The function's result for one request.
 
     A synchronous function runs in a worker thread: models are CPU-bound, and the event loop
-    must go on answering meanwhile (/healthz, say).
+    must go on answering meanwhile (/healthz, say). When the server stops (SIGTERM) and cancels
+    what still runs, the thread is left to finish on its own, so that the process can exit.
     """
-    try:
-        if inspect.iscoroutinefunction(function):
-            return [plain(await request.call(function)) for request in requests]
-        return await run_in_threadpool(_call_each, function, requests)
-    except Exception as error:
-        raise FunctionFailed(route) from error
+    if inspect.iscoroutinefunction(function):
+        return plain(await request.call(function))
+    return await to_thread.run_sync(_call, function, request, abandon_on_cancel=True)
 
 
-def _call_each(function: Callable[..., Any], requests: Sequence[Arguments]) -> list[Any]:
-    return [plain(request.call(function)) for request in requests]
+def _call(function: Callable[..., Any], request: Arguments) -> Any:
+    return plain(request.call(function))
+
+
+async def each(
+    http: Request,
+    response: Response,
+    function: Callable[..., Any],
+    route: str,
+    requests: Sequence[Arguments],
+) -> dict[str, Any]:
+    """The function's result for each request, in order, and an error for each it raised on.
+
+    Between requests it checks the client is still there: when it has gone, nobody would read
+    the rest, so they are not run.
+    """
+    results: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for index, request in enumerate(requests):
+        if await http.is_disconnected():
+            raise ClientGone(route, index, len(requests))
+        try:
+            results.append(await result_of(function, request))
+        except Exception as error:
+            item_failed(http, route, index, error)
+            results.append(None)
+            errors.append({"index": index, "detail": "internal error"})
+    if errors:
+        response.status_code = 207
+    return {"results": results, "errors": errors}
 
 
 def plain(value: Any) -> Any:
     """The value with NumPy's arrays and scalars made lists and Python numbers, which JSON has.
 
-    Dicts, lists and tuples are walked; anything else is left to the response model.
+    Dicts, lists and tuples are walked; anything else is left to the response model. NaN and
+    infinities are refused: JSON has no such numbers.
     """
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return value.tolist()
+        return plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"the result holds {value}, which JSON cannot carry")
     return value

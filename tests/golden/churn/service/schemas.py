@@ -2,7 +2,9 @@
 
 A serve route takes a JSON object whose fields are its function's arguments, and answers
 {"result": <what the function returns>}; its batch route takes a list of such objects and
-answers {"results": [...]}, in order. A field the function does not take is refused.
+answers {"results": [...], "errors": [...]}: a result per request, in order, null where the
+function raised, and an error naming each such request by its index. A field the function does
+not take is refused.
 
 Generated from churn.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
@@ -11,6 +13,14 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+
+class ItemError(BaseModel):
+    """A request of a batch the function raised on: its index in the list, and what happened
+    (the traceback is logged under the response's X-Request-ID, never sent)."""
+
+    index: int
+    detail: str
 
 
 class Arguments(BaseModel):
@@ -39,9 +49,11 @@ class PredictOutput(BaseModel):
 
 
 class PredictBatchOutput(BaseModel):
-    """What `predict` returns for each request of a batch, in order."""
+    """What `predict` returns for each request of a batch, in order: null where it
+    raised, and that request's index in `errors` (200 when there is none, else 207)."""
 
-    results: list[dict]
+    results: list[dict | None]
+    errors: list[ItemError] = []
 
 
 # The service's own answers.

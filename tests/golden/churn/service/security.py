@@ -1,12 +1,16 @@
-"""Limits of the churn service: the optional API key, and the size of a request body.
+"""Limits of the churn service: the optional API key, checked before the body is read; JSON
+without NaN or Infinity; the size of a request body and of a batch.
 
 Generated from churn.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
 
+import json
 import secrets
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request, Security
+from fastapi import HTTPException, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -22,10 +26,19 @@ API_KEY = APIKeyHeader(
 
 
 async def require_api_key(request: Request, key: str | None = Security(API_KEY)) -> None:
-    """401 unless the request carries the key; compared in constant time."""
+    """401 unless the request carries the key; compared in constant time.
+
+    GuardedRoute has checked it already, before the body was read; as a dependency it puts the
+    key in the OpenAPI document.
+    """
+    check_api_key(request)
+
+
+def check_api_key(request: Request) -> None:
     expected = request.app.state.settings.api_key
     if expected is None:
         return
+    key = request.headers.get("X-API-Key")
     if key is None or not secrets.compare_digest(
         key.encode(), expected.get_secret_value().encode()
     ):
@@ -33,6 +46,56 @@ async def require_api_key(request: Request, key: str | None = Security(API_KEY))
             401,
             "a valid X-API-Key header is required",
             headers={"WWW-Authenticate": "X-API-Key"},
+        )
+
+
+class StrictJsonRequest(Request):
+    """A request whose JSON body may not hold NaN, Infinity or -Infinity: Python's json reads
+    them, but they are not JSON, and a serve function given one answers nonsense or raises."""
+
+    parsed: Any = None
+
+    async def json(self) -> Any:
+        if self.parsed is None:
+            self.parsed = json.loads(await self.body(), parse_constant=_refuse_constant)
+        return self.parsed
+
+
+def _refuse_constant(name: str) -> Any:
+    # FastAPI answers a JSONDecodeError with its 422 for a body that is not JSON.
+    raise json.JSONDecodeError(f"{name} is not a JSON number; send a finite number", name, 0)
+
+
+class GuardedRoute(APIRoute):
+    """A route that checks the API key before its body is read, so that a request without the
+    key is 401 whatever its body, and reads the body as strict JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            check_api_key(request)
+            return await handler(StrictJsonRequest(request.scope, request.receive))
+
+        return guarded
+
+
+async def batch_within_limit(request: Request) -> None:
+    """413 for a batch of more requests than NBOPS_MAX_BATCH_ITEMS, before any is checked.
+
+    FastAPI reads the body as JSON before it solves dependencies and checks the body after
+    them, so the list is here already parsed, not yet validated.
+    """
+    limit = request.app.state.settings.max_batch_items
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON: FastAPI's check of the body says so
+        return
+    if isinstance(body, list) and len(body) > limit:
+        raise HTTPException(
+            413,
+            f"the batch has {len(body)} requests, more than {limit} (NBOPS_MAX_BATCH_ITEMS); "
+            "send it in parts",
         )
 
 

@@ -3,6 +3,7 @@
 Generated from regression.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
 
+import asyncio
 import json
 import logging
 import os
@@ -140,11 +141,18 @@ def internal_error(request_id: str) -> JSONResponse:
     return JSONResponse({"detail": "internal error", "request_id": request_id}, status_code=500)
 
 
+def stopping() -> JSONResponse:
+    """The answer to a request cut off because the server is stopping."""
+    detail = "the service stopped before this request was done; send it again"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Connection": "close"})
+
+
 class RequestContext:
     """Each request gets an id (the caller's X-Request-ID, or a new one), returned as a header.
 
     The request is timed, counted by route and status, and logged as one JSON line; an
-    exception nothing below answered is logged with its traceback and answered 500.
+    exception nothing below answered is logged with its traceback and answered 500, and a
+    request cut off by the server stopping is answered 503.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, paths: frozenset[str]) -> None:
@@ -175,6 +183,15 @@ class RequestContext:
             if responded:  # too late for another answer: the server closes the connection
                 raise
             await internal_error(request_id)(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when a SIGTERM's drain time is over: the client
+            # gets a 503 it can retry elsewhere, rather than a connection closed on it.
+            log.warning(
+                "cut off: the server is stopping", extra={"fields": {"request_id": request_id}}
+            )
+            if responded:
+                raise
+            await stopping()(scope, receive, send_with_id)
         finally:
             self._record(scope, request_id, status, time.perf_counter() - started)
 

@@ -12,9 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from .artifacts import NotReady
 from .schemas import Health, Problem, Readiness, Version
+from .security import GuardedRoute
 
 probes = APIRouter(tags=["operations"])
-about = APIRouter(tags=["operations"])
+about = APIRouter(tags=["operations"], route_class=GuardedRoute)
 
 
 @probes.get("/healthz", response_model=Health, summary="The process is alive")

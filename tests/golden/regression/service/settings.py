@@ -16,7 +16,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
-    """NBOPS_API_KEY, NBOPS_MAX_BODY_BYTES, NBOPS_LOG_LEVEL, NBOPS_ARTIFACTS_DIR, NBOPS_MANIFEST."""
+    """NBOPS_API_KEY, NBOPS_MAX_BODY_BYTES, NBOPS_MAX_BATCH_ITEMS, NBOPS_LOG_LEVEL,
+    NBOPS_ARTIFACTS_DIR, NBOPS_MANIFEST."""
 
     model_config = SettingsConfigDict(env_prefix="NBOPS_", extra="ignore")
 
@@ -24,6 +25,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # A request body larger than this is refused with 413 before it is read whole.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # A batch of more requests than this is refused with 413 before any of them is checked.
+    max_batch_items: int = Field(default=1000, gt=0)
     log_level: LogLevel = "INFO"
     # The artifact store the serve functions' values are loaded from (its layout: ab/abc....fmt).
     artifacts_dir: Path = ROOT / "artifacts"
