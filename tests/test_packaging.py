@@ -38,6 +38,7 @@ from nbops.run.home import Home
 PYTHON = platform.python_version()
 CHURN = Path(__file__).parent.parent / "example_notebooks" / "churn.ipynb"
 SERVICE_NEEDS = [
+    "anyio",
     "fastapi",
     "prometheus-client",
     "pydantic",
@@ -46,6 +47,7 @@ SERVICE_NEEDS = [
     "uvicorn",
 ]
 VERSIONS = {
+    "anyio": "4.6.0",
     "cloudpickle": "3.0.0",
     "fastapi": "0.115.0",
     "joblib": "1.4.2",
@@ -138,6 +140,7 @@ def test_the_lock_pins_what_the_code_imports_and_what_the_service_and_artifacts_
         "# What the image installs: the distributions the notebook's shipped code imports,\n"
         "# what the service needs and what loading the bundled artifacts needs, at the\n"
         "# versions installed where the build ran. Build again rather than edit this file.\n"
+        "anyio==4.6.0               # the service\n"
         "fastapi==0.115.0           # the service\n"
         "joblib==1.4.2              # joblib artifacts\n"
         "numpy==2.1.0               # import numpy\n"
@@ -300,7 +303,8 @@ def test_the_dockerfile_installs_the_lock_in_its_own_layer_and_runs_uvicorn_as_n
     compile(probe[2], "healthcheck", "exec")
     [cmd] = [args for kind, args in steps if kind == "CMD"]
     assert json.loads(cmd) == [
-        "uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"
+        "uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000",
+        "--timeout-graceful-shutdown", "3",  # SIGTERM drains, then exits
     ]  # fmt: skip
     assert kinds[-1] == "CMD"
 

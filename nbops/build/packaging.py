@@ -42,6 +42,7 @@ PACKAGING_FILES = {
 SERVICE_NEEDS = (
     "fastapi",
     "starlette",
+    "anyio",  # service/routes.py imports it: a long request must not block shutdown
     "uvicorn",
     "pydantic",
     "pydantic-settings",
