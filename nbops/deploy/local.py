@@ -27,7 +27,7 @@ from nbops.deploy.records import Deployment
 from nbops.errors import NbopsError
 from nbops.model.pipeline import Pipeline
 from nbops.run.home import Home
-from nbops.run.pids import pid_alive
+from nbops.run.pids import pid_alive, same_process, start_time
 from nbops.run.runner import Listener
 
 DEFAULT_PORT = 8000
@@ -36,6 +36,10 @@ DEFAULT_PORT = 8000
 UNKNOWN_FIELD = {"no such argument": 1}
 OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/version", "/docs", ""})
 SWITCH_TIMEOUT_S = 10.0
+SUPERVISOR_TIMEOUT_S = 20.0
+# For the fault-injection tests only: "STAGE" or "STAGE:SECONDS" holds the deploy that long (1 s
+# by default) right after it announces STAGE, so a process killed from outside dies in it.
+PAUSE_AT_ENV = "NBOPS_TEST_PAUSE_AT"
 
 # Told each stage as it starts: "snapshot", "starting", "ready", "smoke", "promoting", ...
 StageListener = Callable[[str, str], None]
@@ -186,10 +190,10 @@ def rollback(
     home = home or Home.default()
     db = home.db()
     stage = on_stage or (lambda *_: None)
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name, "rollback"):
         target = _rollback_target(db, name, to)
         endpoint = records.endpoint(db, name)
-        stable_port = endpoint[0] if endpoint else _stable_port(db, name, None)
+        stable_port = endpoint.port if endpoint else _stable_port(db, name, None)
         records.update(db, name, target.version, status="starting", reason=None, log_tail=None)
         return _bring_up(home, name, target.version, stable_port, stage, "rolled-back")
 
@@ -203,41 +207,108 @@ def _bring_up(
     replaced_status: str,
 ) -> Deployment:
     db = home.db()
+    stage = _pausing(stage)
     row = records.get(db, name, version)
     assert row is not None
     snapshot = Path(row.build_dir)
     port = processes.free_port()
-    stage("starting", f"starting v{version} on port {port}")
     process = processes.start_service(snapshot, port, snapshot / "service.log")
-    records.update(db, name, version, pid=process.pid, port=port)
+    started = start_time(process.pid)
+    records.update(db, name, version, pid=process.pid, pid_started=started, port=port)
+    stage("starting", f"started v{version} on port {port} (pid {process.pid})")
     url = f"http://127.0.0.1:{port}"
     try:
         stage("ready", "waiting for /readyz")
         processes.wait_ready(process, url)
         _smoke(snapshot, url, stage)
+        _ensure_supervisor(home, name, stable_port)
+        stage("promoting", f"switching {name} to v{version}")
+        _check_answering(process.pid, started, url, "before its promotion")
     except NotHealthy as failure:
-        processes.stop(process.pid)
-        records.update(
-            db,
-            name,
-            version,
-            status="failed",
-            reason=failure.reason,
-            log_tail=processes.log_tail(snapshot / "service.log"),
-            pid=None,
-        )
-        stage("failed", failure.reason)
-        return _get(db, name, version)
+        return _failed(db, name, version, failure.reason, stage)
     previous = records.current(db, name)
-    stage("promoting", f"switching {name} to v{version}")
-    _ensure_proxy(home, name, stable_port)
     records.promote(db, name, version)
-    _wait_for_switch(stable_port, version)
+    _hold("promoted")
+    try:
+        _wait_for_switch(stable_port, version)
+        _check_answering(process.pid, started, url, "once the proxy had switched to it")
+    except NotHealthy as failure:
+        return _switch_back(db, name, version, previous, failure.reason, stage)
     if previous is not None and previous.version != version:
-        processes.stop(previous.pid)
-        records.update(db, name, previous.version, status=replaced_status, pid=None)
+        _retire(db, name, previous.version, replaced_status)
     stage("healthy", f"{name} v{version} serves http://127.0.0.1:{stable_port}")
     return _get(db, name, version)
+
+
+def _check_answering(pid: int, started: int | None, url: str, when: str) -> None:
+    """The version's own process still runs and its /readyz answers 200, right now."""
+    if not same_process(pid, started):
+        raise NotHealthy(f"the service process (pid {pid}) died {when}")
+    code, body = processes.get(f"{url}/readyz")
+    if code != 200:
+        raise NotHealthy(f"/readyz answered {code} {when}: {body[:300]}")
+
+
+def _failed(db: Any, name: str, version: int, reason: str, stage: StageListener) -> Deployment:
+    row = _get(db, name, version)
+    processes.stop(row.pid, row.pid_started)
+    records.update(
+        db,
+        name,
+        version,
+        status="failed",
+        reason=reason,
+        log_tail=processes.log_tail(Path(row.build_dir) / "service.log"),
+        pid=None,
+    )
+    stage("failed", reason)
+    return _get(db, name, version)
+
+
+def _switch_back(
+    db: Any,
+    name: str,
+    version: int,
+    previous: Deployment | None,
+    reason: str,
+    stage: StageListener,
+) -> Deployment:
+    """A version that failed after its promotion: the one before serves again (when it still
+    runs), then the failed one is stopped, so exactly one version serves."""
+    back = previous is not None and previous.version != version
+    if back and previous is not None:
+        records.promote(db, name, previous.version)
+        reason += f"; v{previous.version} serves again"
+    else:
+        records.update(db, name, version, current=0)
+    return _failed(db, name, version, reason, stage)
+
+
+def _retire(db: Any, name: str, version: int, status: str) -> None:
+    """The replaced version: recorded as replaced first (its supervisor lets go of it), then
+    its process, as recorded now (the supervisor may have restarted it), is stopped."""
+    records.update(db, name, version, status=status)
+    row = _get(db, name, version)
+    processes.stop(row.pid, row.pid_started)
+    records.update(db, name, version, pid=None)
+
+
+def _pausing(stage: StageListener) -> StageListener:
+    """The stage listener, then held at the stage `NBOPS_TEST_PAUSE_AT` names (tests only)."""
+
+    def listener(step: str, message: str) -> None:
+        stage(step, message)
+        _hold(step)
+
+    return listener
+
+
+def _hold(step: str) -> None:
+    """Sleep at `step` when `NBOPS_TEST_PAUSE_AT` names it (the fault-injection tests); the
+    point after promotion, before the switch is confirmed, is called `promoted`."""
+    wanted, _, seconds = os.environ.get(PAUSE_AT_ENV, "").partition(":")
+    if step == wanted:
+        time.sleep(float(seconds or 1.0))
 
 
 def _get(db: Any, name: str, version: int) -> Deployment:
@@ -274,16 +345,16 @@ def _snapshot(build_dir: Path, home: Home, name: str, version: int) -> Path:
 def _stable_port(db: Any, name: str, requested: int | None) -> int:
     """The name's port: as asked, else as before, else 8000 when free, else any free one."""
     known = records.endpoint(db, name)
-    moving = requested is not None and known is not None and known[0] != requested
-    if moving and known is not None and pid_alive(known[1]):
+    serving = known is not None and (known.supervisor_alive or known.proxy_alive)
+    if known is not None and serving and requested is not None and known.port != requested:
         raise DeployError(
-            f"{name!r} already serves on port {known[0]}.",
+            f"{name!r} already serves on port {known.port}.",
             fix=f"Deploy without --port, or `nbops stop {name}` first.",
         )
-    port = requested or (known[0] if known else None)
+    port = requested or (known.port if known else None)
     if port is None:
         port = DEFAULT_PORT if not processes.port_in_use(DEFAULT_PORT) else processes.free_port()
-    ours = known is not None and known[0] == port and pid_alive(known[1])
+    ours = known is not None and known.port == port and serving
     if not ours and processes.port_in_use(port):
         raise DeployError(
             f"port {port} is taken by another program.", fix="Choose another with --port."
@@ -291,26 +362,53 @@ def _stable_port(db: Any, name: str, requested: int | None) -> int:
     return port
 
 
-def _ensure_proxy(home: Home, name: str, port: int) -> None:
+def _ensure_supervisor(home: Home, name: str, port: int) -> None:
+    """The name's supervisor runs, and the proxy it keeps answers on the stable port."""
     db = home.db()
     known = records.endpoint(db, name)
-    if known is not None and known[0] == port and pid_alive(known[1]):
-        return
-    log = home.root / "deployments" / name / "proxy.log"
-    proxy = processes.start_proxy(name, port, db.path, log)
-    records.set_endpoint(db, name, port, proxy.pid)
-    processes.wait_listening(proxy, f"http://127.0.0.1:{port}/_nbops/upstream")
+    if known is None or not known.supervisor_alive:
+        if known is not None:
+            processes.stop(known.proxy_pid, known.proxy_started)
+        records.set_endpoint(db, name, port, proxy_pid=None, proxy_state=None)
+        log = home.root / "deployments" / name / "supervisor.log"
+        supervisor = processes.start_supervisor(name, port, db.path, log)
+        records.set_endpoint(
+            db,
+            name,
+            port,
+            supervisor_pid=supervisor.pid,
+            supervisor_started=start_time(supervisor.pid),
+        )
+    deadline = time.monotonic() + SUPERVISOR_TIMEOUT_S
+    while time.monotonic() < deadline:
+        known = records.endpoint(db, name)
+        if known is not None and known.proxy_state:
+            raise NotHealthy(f"the proxy on port {port} does not run: {known.proxy_state}")
+        if known is not None and known.proxy_alive and _upstream(port) is not None:
+            return
+        time.sleep(0.05)
+    raise NotHealthy(f"the proxy did not listen on port {port} within {SUPERVISOR_TIMEOUT_S:g} s")
+
+
+def _upstream(port: int) -> dict[str, Any] | None:
+    """What the proxy on `port` forwards to, or None when it does not answer."""
+    code, body = processes.get(f"http://127.0.0.1:{port}/_nbops/upstream")
+    if code != 200:
+        return None
+    data: dict[str, Any] = json.loads(body)
+    return data
 
 
 def _wait_for_switch(port: int, version: int) -> None:
-    """Until the proxy forwards to `version`: only then may the old one stop."""
+    """Until the proxy forwards to `version`: only then may the old one stop. A proxy killed
+    meanwhile is started again by the supervisor, and reads the db afresh."""
     deadline = time.monotonic() + SWITCH_TIMEOUT_S
     while time.monotonic() < deadline:
-        status, body = processes.get(f"http://127.0.0.1:{port}/_nbops/upstream")
-        if status == 200 and json.loads(body).get("version") == version:
+        upstream = _upstream(port)
+        if upstream is not None and upstream.get("version") == version:
             return
         time.sleep(0.02)
-    raise DeployError(f"the proxy on port {port} did not switch to v{version} in time.")
+    raise NotHealthy(f"the proxy on port {port} did not switch to v{version} within 10 s")
 
 
 def _smoke(snapshot: Path, url: str, stage: StageListener) -> None:
@@ -389,40 +487,76 @@ def _rollback_target(db: Any, name: str, to: int | None) -> Deployment:
 
 
 def stop(name: str, *, home: Home | None = None) -> Deployment | None:
-    """Stop the version serving `name` and its proxy."""
+    """Stop `name`: its supervisor first (so nothing is started again), then every process of
+    the name still running as recorded, the proxy last."""
     home = home or Home.default()
     db = home.db()
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name, "stop"):
         current = records.current(db, name)
-        if current is None and records.endpoint(db, name) is None:
+        known = records.endpoint(db, name)
+        if current is None and known is None:
             raise RollbackError(f"nothing named {name!r} is deployed.", fix="`nbops status`.")
+        if known is not None:
+            processes.stop(known.supervisor_pid, known.supervisor_started)
+        for row in records.history(db, name):
+            if row.pid is not None:
+                processes.stop(row.pid, row.pid_started)
+                records.update(db, name, row.version, pid=None)
         if current is not None:
-            processes.stop(current.pid)
-            records.update(db, name, current.version, status="stopped", pid=None)
-        endpoint = records.endpoint(db, name)
-        if endpoint is not None:
-            processes.stop(endpoint[1])
-            records.set_endpoint(db, name, endpoint[0], None)
+            records.update(db, name, current.version, status="stopped")
+        if known is not None:
+            processes.stop(known.proxy_pid, known.proxy_started)
+            records.set_endpoint(
+                db,
+                name,
+                known.port,
+                proxy_pid=None,
+                proxy_started=None,
+                supervisor_pid=None,
+                supervisor_started=None,
+                proxy_state=None,
+            )
         return records.get(db, name, current.version) if current else None
 
 
 def status(home: Home | None = None, name: str | None = None) -> list[dict[str, Any]]:
-    """Each name's current (else newest) version, checked now: pid alive, /healthz, requests."""
+    """Each name's current (else newest) version, checked now: its process, /healthz, requests
+    served, and whether its proxy answers on the stable port."""
     home = home or Home.default()
     db = home.db()
+    for row in records.latest_per_name(db):
+        if name is None or row.name == name:
+            _settle_abandoned(db, row.name)
     rows = records.latest_per_name(db)
     return [_checked(db, row) for row in rows if name is None or row.name == name]
 
 
+def _settle_abandoned(db: Any, name: str) -> None:
+    """What an operation killed outright left half-started is ended by the next command that
+    finds its lease free; one still running keeps its versions."""
+    if not any(row.status in records.UNFINISHED for row in records.history(db, name)):
+        return
+    try:
+        lease = records.acquire(db, name, "status")
+    except records.DeployBusy:
+        return
+    records.release(db, lease)
+
+
 def _checked(db: Any, row: Deployment) -> dict[str, Any]:
+    known = records.endpoint(db, row.name)
+    supervised = known is not None and known.supervisor_alive
     health = "-"
     requests: float | None = None
     if row.status == "healthy":
-        if not pid_alive(row.pid):
-            reason = f"the service process (pid {row.pid}) died"
-            records.update(db, row.name, row.version, status="failed", reason=reason, pid=None)
-            row = _get(db, row.name, row.version)
-            health = "dead"
+        if not _runs(row):
+            if supervised:
+                health = "down (restarting)"
+            else:
+                reason = f"the service process (pid {row.pid}) died"
+                records.update(db, row.name, row.version, status="failed", reason=reason, pid=None)
+                row = _get(db, row.name, row.version)
+                health = "dead"
         else:
             code, _ = processes.get(f"http://127.0.0.1:{row.port}/healthz")
             health = "ok" if code == 200 else f"unhealthy ({code})"
@@ -430,6 +564,7 @@ def _checked(db: Any, row: Deployment) -> dict[str, Any]:
     data = row.as_dict()
     data.update(
         health=health,
+        proxy=_proxy_health(known),
         checked_at=time.time(),
         uptime_s=round(time.time() - row.healthy_at, 1)
         if row.healthy_at and row.status == "healthy"
@@ -437,6 +572,24 @@ def _checked(db: Any, row: Deployment) -> dict[str, Any]:
         requests=requests,
     )
     return data
+
+
+def _runs(row: Deployment) -> bool:
+    # Rows written before nbops recorded start times are judged by their pid alone.
+    if row.pid_started is None:
+        return pid_alive(row.pid)
+    return same_process(row.pid, row.pid_started)
+
+
+def _proxy_health(known: records.Endpoint | None) -> str:
+    """`up` when the proxy answers on the stable port now; else why not."""
+    if known is None or (known.proxy_pid is None and known.supervisor_pid is None):
+        return "-"
+    if known.proxy_state:
+        return known.proxy_state
+    if known.proxy_alive and _upstream(known.port) is not None:
+        return "up"
+    return "down (restarting)" if known.supervisor_alive else "down (not supervised)"
 
 
 def _requests_served(port: int | None) -> float | None:
