@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,6 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 CONTROL_PATH = "/_nbops/upstream"
 POLL_SECONDS = 0.1
+RETRY_S = 10.0
 # Headers that describe one connection, not the message: never forwarded (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset(
     {
@@ -120,17 +122,12 @@ class Proxy:
         """Stream the request body up and the response down; neither is held whole here."""
         import httpx
 
-        query = scope.get("query_string", b"").decode("latin-1")
-        url = f"http://127.0.0.1:{port}{scope['path']}" + (f"?{query}" if query else "")
         # Header bytes pass as they came: a value that is not ASCII (Latin-1, say) is the
         # service's to judge, and decoding it here is what used to crash the proxy.
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP_BYTES]
         body = _Body(receive, self.max_body_bytes)
-        request = self.client.build_request(
-            scope["method"], url, headers=headers, content=body.chunks()
-        )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self._send(scope, headers, body, port)
         except (httpx.HTTPError, BodyTooLarge) as error:
             if body.too_large:
                 await _too_large(send, self.max_body_bytes)
@@ -141,6 +138,27 @@ class Proxy:
             await self._relay(response, send)
         finally:
             await response.aclose()
+
+    async def _send(self, scope: Scope, headers: list[Any], body: _Body, port: int) -> Any:
+        """The upstream's response. Refused connections (a version being restarted by its
+        supervisor, or just replaced) are tried again, with the upstream the db names by then,
+        for up to RETRY_S: nothing of the request has reached any version yet."""
+        import httpx
+
+        deadline = time.monotonic() + RETRY_S
+        while True:
+            query = scope.get("query_string", b"").decode("latin-1")
+            url = f"http://127.0.0.1:{port}{scope['path']}" + (f"?{query}" if query else "")
+            request = self.client.build_request(
+                scope["method"], url, headers=headers, content=body.chunks()
+            )
+            try:
+                return await self.client.send(request, stream=True)
+            except httpx.ConnectError:
+                if body.received or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(POLL_SECONDS)
+            port = self.upstream[1] if self.upstream else port
 
     async def _relay(self, response: Any, send: Send) -> None:
         out = [
