@@ -265,6 +265,20 @@ def test_interrupted_deploy_leaves_nothing_half_started(serving: Faults, sig: in
     assert_status_is_true(serving)
 
 
+def test_a_version_that_keeps_dying_is_reported_as_a_crash_loop(serving: Faults) -> None:
+    row = newest(serving)
+    (Path(row["build_dir"]) / "service" / "main.py").write_text("raise SystemExit(3)\n")
+    os.kill(row["pid"], signal.SIGKILL)
+    wait_for(lambda: newest(serving)["status"] == "failed", timeout=60)
+    (status,) = json.loads(serving.nbops("status", NAME, "--format", "json", check=True).stdout)
+    assert status["reason"] == (
+        f"crash loop: v{row['version']} exited 5 times within 60 s; see `nbops logs`"
+    )
+    assert (status["proxy"], status["supervisor"]) == ("up", "up")
+    assert predict(serving.url, 3.0)[0] == 503
+    assert_status_is_true(serving)
+
+
 # the proxy's input limits
 
 
