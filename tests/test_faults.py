@@ -55,10 +55,10 @@ class Faults(Project):
                 "SELECT * FROM deployments WHERE name = ? ORDER BY version", (NAME,)
             ).fetchall()
 
-    def proxy_pid(self) -> int:
+    def proxy_pid(self, column: str = "proxy_pid") -> int:
         with self.db() as conn:
-            row = conn.execute("SELECT proxy_pid FROM endpoints WHERE name = ?", (NAME,)).fetchone()
-        return int(row["proxy_pid"])
+            row = conn.execute(f"SELECT {column} FROM endpoints WHERE name = ?", (NAME,)).fetchone()
+        return int(row[column])
 
     def processes(self, marker: str = "") -> list[int]:
         """Processes of this project's deployment (supervisor, proxy, versions) running now."""
@@ -263,6 +263,23 @@ def test_interrupted_deploy_leaves_nothing_half_started(serving: Faults, sig: in
     assert pid not in serving.processes()
     assert_one_version_serves(serving)
     assert_status_is_true(serving)
+
+
+def test_a_killed_supervisor_is_reported_and_the_next_deploy_starts_one(serving: Faults) -> None:
+    proxy = serving.proxy_pid()
+    os.kill(serving.proxy_pid("supervisor_pid"), signal.SIGKILL)
+    (status,) = json.loads(serving.nbops("status", NAME, "--format", "json", check=True).stdout)
+    assert (status["health"], status["proxy"], status["supervisor"]) == ("ok", "up", "down")
+    poller = TimedPoller(serving.url)
+    poller.start()
+    out, err = serving.deploy_build().communicate(timeout=120)
+    poller.stop()
+    assert json.loads(out)["status"] == "healthy", err
+    assert poller.timed_failures == []
+    assert serving.proxy_pid() == proxy  # adopted by the new supervisor, not restarted
+    (status,) = json.loads(serving.nbops("status", NAME, "--format", "json", check=True).stdout)
+    assert (status["health"], status["proxy"], status["supervisor"]) == ("ok", "up", "up")
+    assert_one_version_serves(serving)
 
 
 def test_a_version_that_keeps_dying_is_reported_as_a_crash_loop(serving: Faults) -> None:

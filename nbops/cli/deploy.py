@@ -140,6 +140,8 @@ def status(name: str | None, fmt: str) -> None:
     for row in rows:
         if row["proxy"] not in ("up", "-"):  # the stable URL does not answer, whatever the version
             row["health"] = f"{row['health']}; proxy {row['proxy']}"
+        if row["supervisor"] == "down":
+            row["health"] = f"{row['health']}; unsupervised"
     show(console(), deployments_table(rows))
 
 

@@ -368,9 +368,12 @@ def _ensure_supervisor(home: Home, name: str, port: int) -> None:
     db = home.db()
     known = records.endpoint(db, name)
     if known is None or not known.supervisor_alive:
-        if known is not None:
+        # A proxy still running (its supervisor was killed) is adopted, not restarted.
+        adopted = known is not None and known.port == port and known.proxy_alive
+        if known is not None and not adopted:
             processes.stop(known.proxy_pid, known.proxy_started)
-        records.set_endpoint(db, name, port, proxy_pid=None, proxy_state=None)
+            records.set_endpoint(db, name, port, proxy_pid=None, proxy_started=None)
+        records.set_endpoint(db, name, port, proxy_state=None)
         log = home.root / "deployments" / name / "supervisor.log"
         supervisor = processes.start_supervisor(name, port, db.path, log)
         records.set_endpoint(
