@@ -80,12 +80,12 @@ def deploy(
     manifest = read_manifest(build_dir)
     name = name or manifest["name"]
     db = home.db()
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name) as lease:
         stable_port = _stable_port(db, name, port)
         version = _new_version(
             db, name, manifest["notebook"]["sha256"], stable_port, via, "starting"
         )
-        return _deploy_build(home, name, version, build_dir, stable_port, on_stage)
+        return _deploy_build(home, lease, version, build_dir, stable_port, on_stage)
 
 
 def deploy_notebook(
@@ -109,7 +109,7 @@ def deploy_notebook(
     name = name or pipeline.notebook.name
     stage = on_stage or (lambda *_: None)
     db = home.db()
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name) as lease:
         stable_port = _stable_port(db, name, port)
         version = _new_version(db, name, pipeline.notebook.sha256, stable_port, via, "building")
         stage("building", f"running and building {pipeline.notebook.display_name}")
@@ -123,7 +123,7 @@ def deploy_notebook(
             )
             stage("failed", failure.render())
             return _get(db, name, version)
-        return _deploy_build(home, name, version, out, stable_port, on_stage)
+        return _deploy_build(home, lease, version, out, stable_port, on_stage)
 
 
 def _new_version(
@@ -156,13 +156,14 @@ def _new_version(
 
 def _deploy_build(
     home: Home,
-    name: str,
+    lease: records.Lease,
     version: int,
     build_dir: Path,
     stable_port: int,
     on_stage: StageListener | None,
 ) -> Deployment:
     stage = on_stage or (lambda *_: None)
+    name = lease.name
     manifest = read_manifest(build_dir)
     stage("snapshot", f"copying the build as {name} v{version}")
     snapshot = _snapshot(build_dir, home, name, version)
@@ -176,7 +177,7 @@ def _deploy_build(
         notebook_sha256=manifest["notebook"]["sha256"],
         run_id=manifest.get("run_id"),
     )
-    return _bring_up(home, name, version, stable_port, stage, replaced_status="stopped")
+    return _bring_up(home, lease, version, stable_port, stage, replaced_status="stopped")
 
 
 def rollback(
@@ -191,23 +192,24 @@ def rollback(
     home = home or Home.default()
     db = home.db()
     stage = on_stage or (lambda *_: None)
-    with records.deploy_lock(db, name, "rollback"):
+    with records.deploy_lock(db, name, "rollback") as lease:
         target = _rollback_target(db, name, to)
         endpoint = records.endpoint(db, name)
         stable_port = endpoint.port if endpoint else _stable_port(db, name, None)
         records.update(db, name, target.version, status="starting", reason=None, log_tail=None)
-        return _bring_up(home, name, target.version, stable_port, stage, "rolled-back")
+        return _bring_up(home, lease, target.version, stable_port, stage, "rolled-back")
 
 
 def _bring_up(
     home: Home,
-    name: str,
+    lease: records.Lease,
     version: int,
     stable_port: int,
     stage: StageListener,
     replaced_status: str,
 ) -> Deployment:
     db = home.db()
+    name = lease.name
     stage = _pausing(stage)
     row = records.get(db, name, version)
     assert row is not None
@@ -225,6 +227,7 @@ def _bring_up(
         _ensure_supervisor(home, name, stable_port)
         stage("promoting", f"switching {name} to v{version}")
         _check_answering(process.pid, started, url, "before its promotion")
+        _check_lease(db, lease)
     except NotHealthy as failure:
         return _failed(db, name, version, failure.reason, stage)
     previous = records.current(db, name)
@@ -239,6 +242,15 @@ def _bring_up(
         _retire(db, name, previous.version, replaced_status)
     stage("healthy", f"{name} v{version} serves http://127.0.0.1:{stable_port}")
     return _get(db, name, version)
+
+
+def _check_lease(db: Any, lease: records.Lease) -> None:
+    """Still this operation's lease: one that stalled past its expiry promotes nothing."""
+    if not records.renew(db, lease):
+        raise NotHealthy(
+            f"the {lease.operation} lost its lease on {lease.name!r} (it stalled past "
+            f"{records.LEASE_S:g} s without renewing it, and another operation took over)"
+        )
 
 
 def _check_answering(pid: int, started: int | None, url: str, when: str) -> None:
