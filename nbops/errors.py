@@ -27,6 +27,10 @@ class NotebookNotFound(NotebookError):
     """The path does not name a readable file."""
 
 
+class NotebookTooLarge(NotebookError):
+    """The file is larger than nbops reads (NBOPS_MAX_NOTEBOOK_MB)."""
+
+
 class NotebookInvalid(NotebookError):
     """The file is not JSON, not a notebook, or fails nbformat's schema."""
 

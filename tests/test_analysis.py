@@ -270,10 +270,18 @@ def test_metrics_are_the_names_assigned_or_listed_kale_style() -> None:
             id="defined-only-in-skipped-cell",
         ),
         pytest.param(
-            [("a = 1", ["step:a"]), ("b = a", ["step:a"]), ("print(b)", ["test"])],
-            "error cell 1 line None: step name 'a' is used twice; nbops calls this one 'a_2'. "
-            "| Rename it, e.g. 'step:a_2'.",
-            id="step-name-twice",
+            [("a = 1", ["step:data-loading"]), ("b = a", ["step:data_loading"]), "print(b)"],
+            "error cell 1 line None: step names 'data-loading' (cell 0) and 'data_loading' both "
+            "become the Python name 'data_loading'; nbops calls this one 'data_loading_2'. "
+            "| Rename one of them, e.g. 'step:data_loading_2'.",
+            id="step-names-clash-as-identifiers",
+        ),
+        pytest.param(
+            [("n = 1\nm = k * 2", ["parameters"]), ("a = m", ["step:s"]), "print(a)"],
+            "error cell 0 line None: the parameters cell reads 'k', but it runs before setup and "
+            "every step, so only parameters and builtins exist there. | Compute the value in the "
+            "setup cell or a step instead.",
+            id="parameters-cell-reads-unknown-name",
         ),
         pytest.param(
             [
@@ -320,19 +328,6 @@ def test_metrics_are_the_names_assigned_or_listed_kale_style() -> None:
             "error cell 1 line 1: there is more than one parameters cell; papermill injects after "
             "the first only. | Merge the parameters into one cell.",
             id="two-parameters-cells",
-        ),
-        pytest.param(
-            [("n = 1\nm = n * 2  # twice", ["parameters"]), ("a = n", ["step:s"])],
-            "error cell 0 line 2: parameter 'm' is set to 'n * 2', which is not a literal. "
-            "| Parameters are injected as literals (papermill's way), so give a literal here "
-            "and compute derived values in a step or the setup cell.",
-            id="non-literal-parameter",
-        ),
-        pytest.param(
-            [("n = 1\nimport os", ["parameters"]), ("a = n", ["step:s"])],
-            "error cell 0 line 2: a parameters cell holds only assignments of literals, one per "
-            "line. | Move other code to the setup cell or a step.",
-            id="code-in-parameters",
         ),
         pytest.param(
             [
@@ -471,4 +466,100 @@ def test_the_churn_example_has_the_lineage_its_cells_imply() -> None:
     assert Edge("evaluate", "report", (), kind="after") in p.edges
     assert [(e.route, e.artifacts) for e in p.endpoints] == [
         ("predict", ("feature_columns", "model"))
+    ]
+
+
+# Kale's and papermill's ways
+
+
+def test_cells_with_the_same_step_name_are_one_step_in_notebook_order() -> None:
+    p = pipeline(
+        [
+            ("a = 1", ["step:evaluation"]),
+            ("b = a + 1", ["step:train"]),
+            ("c = a * 2", ["step:evaluation"]),
+            "d = c + 1",
+            ("print(b, d)", ["test"]),
+        ]
+    )
+
+    assert [(s.name, [c.index for c in s.cells]) for s in p.steps] == [
+        ("evaluation", [0, 2, 3]),
+        ("train", [1]),
+    ]
+    assert messages(p) == [
+        "info cell 2 line None: step 'evaluation' is also the name of cell 0; as in Kale, cells "
+        "with the same step name are one step, run where it first appears. | Nothing to do if "
+        "that is meant; give this cell its own name to make it a step of its own."
+    ]
+
+
+def test_an_empty_block_continues_the_step_above() -> None:
+    p = pipeline([("a = 1", ["block:load"]), ("b = a + 1", ["block:"]), ("print(b)", ["test"])])
+
+    assert [(s.name, [c.index for c in s.cells]) for s in p.steps] == [("load", [0, 1])]
+    assert messages(p) == []
+
+
+def test_prev_with_several_parents_orders_after_each() -> None:
+    p = pipeline(
+        [
+            ("a = 1", ["step:load"]),
+            ("b = 2", ["step:clean"]),
+            ("c = 3", ["step:train", "prev:load:clean"]),
+            ("print(a, b, c)", ["test"]),
+        ]
+    )
+
+    assert p.step("train").after == ("load", "clean")
+    assert {(e.source, e.target, e.kind) for e in p.edges} == {
+        ("load", "train", "after"),
+        ("clean", "train", "after"),
+    }
+
+
+def test_a_kale_step_name_is_the_title_and_its_identifier_the_name() -> None:
+    p = pipeline(
+        [
+            ("a = 1", ["step:data-loading"]),
+            ("b = a", ["step:train", "prev:data-loading"]),
+            ("print(b)", ["test:train"]),
+        ]
+    )
+
+    assert [(s.name, s.title, s.display_name) for s in p.steps] == [
+        ("data_loading", "data-loading", "data-loading"),
+        ("train", "", "train"),
+    ]
+    assert p.step("data-loading") is p.step("data_loading")
+    assert messages(p) == []
+
+
+def test_parameters_cell_code_is_kept_runs_after_the_values_and_is_a_global() -> None:
+    source = (
+        "# papermill's parameters\n"
+        "base = 2  # the base\n"
+        'print("hello")\n'
+        "n = 2 * base\n"
+        "lr: float = 0.1"
+    )
+    p = pipeline([(source, ["parameters"]), ("a = n + 1", ["step:s"]), ("print(a)", ["test"])])
+
+    assert [(x.name, x.default, x.help) for x in p.parameters] == [
+        ("base", 2, "the base"),
+        ("lr", 0.1, ""),
+    ]
+    (code,) = p.parameter_code
+    assert code.lines == (3, 4)
+    assert code.source == '\n\nprint("hello")\nn = 2 * base\n'
+    assert (code.reads, code.writes) == (("print", "base"), ("n",))
+    assert p.step("s").reads == ("n",)
+    assert p.step("s").inputs == ()
+    assert messages(p) == [
+        "warning cell 0 line 3: lines 3, 4 are not parameters (literal assignments); nbops "
+        "runs them after injecting the parameter values, before setup, so every step sees "
+        "what the parameters cell computes. | Nothing to do if that is meant. 'n' is computed, "
+        "not a parameter: -p cannot set it. nbops test computes it again from the values "
+        "given, but papermill run by hand computes it from the defaults, since it injects "
+        "values after this cell."
     ]

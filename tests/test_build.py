@@ -118,8 +118,18 @@ def test_python_m_pipeline_in_the_build_reproduces_the_runs_artifact_hashes(
     tmp_path: Path, home: Home
 ) -> None:
     out = tmp_path / "build" / "churn"
-    params = {"n_rows": 600, "n_estimators": 8}
-    result = build(analyse(load_notebook(CHURN)), out=out, parameters=params, home=home)
+    # Built by the command, in a process of its own as the package runs in one: what earlier
+    # tests left in this process (imported libraries, thread pools) must not be in the hashes.
+    env = {**os.environ, "NBOPS_HOME": str(home.root)}
+    built = subprocess.run(
+        [NBOPS, "build", str(CHURN), "-o", str(out), "-p", "n_rows=600", "-p", "n_estimators=8"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (run,) = home.db().runs(str(CHURN.resolve()), limit=1)
     store = ["--store", str(tmp_path / "store")]
     done = subprocess.run(
         [*PYTHON_M_PIPELINE, "--param", "n_rows=600", "--param", "n_estimators=8", *store],
@@ -129,6 +139,36 @@ def test_python_m_pipeline_in_the_build_reproduces_the_runs_artifact_hashes(
         check=True,
     )
     reproduced = json.loads(done.stdout)["steps"]
-    for step in result.run.steps:  # type: ignore[union-attr]
+    for step in run.steps:
         for name, stored in step.outputs.items():
             assert reproduced[step.name][name] == stored.sha256, f"{step.name}.{name}"
+
+
+SERVED_AND_TESTED = [
+    ("rows = list(range(10))", ["step:load"]),
+    ("train_rows, test_rows = rows[:8], rows[8:]\nlimit = max(train_rows)", ["step:split"]),
+    ("assert len(test_rows) == 2 and rows[0] == 0", ["test"]),
+    ("def predict(x: int) -> bool:\n    return x <= limit", ["serve"]),
+]
+
+
+def test_the_service_ships_only_the_artifacts_it_reads(tmp_path: Path, home: Home) -> None:
+    out = tmp_path / "build" / "split"
+    notebook = write(tmp_path, SERVED_AND_TESTED, "split.ipynb")
+    result = build(analyse(load_notebook(notebook)), out=out, home=home)
+    manifest = json.loads((out / "nbops.json").read_text())
+    assert sorted(manifest["artifacts"]) == ["split.limit"]
+    shipped = sorted(p.relative_to(out).as_posix() for p in (out / "artifacts").rglob("*.*"))
+    assert shipped == [manifest["artifacts"]["split.limit"]["file"]]
+    # What only the tests read stays with the tests, out of the image's build context.
+    index = json.loads((out / "tests" / "artifacts.json").read_text())
+    assert sorted(index) == ["load.rows", "split.limit", "split.test_rows"]
+    for key in ("load.rows", "split.test_rows"):
+        entry = index[key]
+        stored = out / "tests" / "artifacts" / entry["sha256"][:2]
+        assert (stored / f"{entry['sha256']}.{entry['format']}").is_file()
+    assert " passed in " in result.tests_output and "failed" not in result.tests_output
+    dockerfile = (out / "Dockerfile").read_text()
+    assert "COPY artifacts/ artifacts/\n" in dockerfile
+    assert "tests/\n" in (out / ".dockerignore").read_text().splitlines(keepends=True)
+    assert check_build(analyse(load_notebook(notebook)), out) == []

@@ -161,3 +161,43 @@ def test_an_integrity_failure_found_on_open_is_damage(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises((StateDbDamaged, sqlite3.DatabaseError)):
         Home(tmp_path).db()
+
+
+@pytest.mark.slow
+def test_a_truncated_db_leaves_the_service_answering_and_restores_from_its_backup(
+    tmp_path: Path,
+) -> None:
+    import urllib.request
+
+    from test_deploy import model_notebook
+
+    from nbops.deploy.processes import free_port
+
+    notebook = tmp_path / "model.ipynb"
+    notebook.write_text(json.dumps(model_notebook(2)))
+    home, port = tmp_path / ".nbops", free_port()
+    url = f"http://127.0.0.1:{port}/predict"
+
+    def predict() -> int:
+        request = urllib.request.Request(url, b'{"x": 3.0}', {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status)
+
+    deployed = nbops("deploy", str(notebook), "--port", str(port), home=home)
+    try:
+        assert deployed.returncode == 0, deployed.stderr
+        assert predict() == 200
+        db_file = home / "state.db"
+        db_file.write_bytes(b"")
+        status = nbops("status", home=home)
+        assert status.returncode == 2
+        assert "the state db is damaged (the file is empty (truncated))" in status.stderr
+        assert "nbops db restore" in status.stderr
+        assert [predict() for _ in range(10)] == [200] * 10  # the proxy keeps serving
+        restored = nbops("db", "restore", home=home)
+        assert restored.returncode == 0, restored.stderr
+        listed = json.loads(nbops("status", "--format", "json", home=home).stdout)
+        assert [(d["name"], d["status"]) for d in listed] == [("model", "healthy")]
+        assert predict() == 200
+    finally:
+        assert nbops("stop", "model", home=home).returncode == 0

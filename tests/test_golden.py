@@ -1,9 +1,9 @@
 """Golden files: the code generated for each example notebook, pinned file by file.
 
 tests/golden/<example>/ holds exactly what `render_pipeline`, `render_tests` and `render_service`
-return for example_notebooks/<example>.ipynb, laid out as in a build, except `pipeline/store.py`:
-that is a verbatim copy of nbops/store.py, checked on its own. After an intended change to the
-templates or to codegen, rewrite the golden files with
+return for example_notebooks/<example>.ipynb, laid out as in a build, except the verbatim copies
+of nbops/run/store.py, capture.py and metric_values.py, checked on their own. After an intended
+change to the templates or to codegen, rewrite the golden files with
 
     NBOPS_UPDATE_GOLDEN=1 pytest tests/test_golden.py
 
@@ -24,19 +24,19 @@ from nbops.build.codegen import render_pipeline, render_tests
 from nbops.build.service import render_service
 from nbops.model.analysis import analyse
 from nbops.model.notebook import load_notebook
-from nbops.run import store
+from nbops.run import capture, metric_values, store
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 EXAMPLES = ("churn", "kale_dialect", "regression")
-NOT_PINNED = "pipeline/store.py"
+VERBATIM = {f"pipeline/{Path(str(m.__file__)).name}": m for m in (capture, metric_values, store)}
 UPDATE = os.environ.get("NBOPS_UPDATE_GOLDEN") == "1"
 
 
 def rendered(example: str) -> dict[str, str]:
     pipeline = analyse(load_notebook(ROOT / "example_notebooks" / f"{example}.ipynb"))
     files = {**render_pipeline(pipeline), **render_tests(pipeline), **render_service(pipeline)}
-    return {path: text for path, text in files.items() if path != NOT_PINNED}
+    return {path: text for path, text in files.items() if path not in VERBATIM}
 
 
 def golden_files(folder: Path) -> dict[str, str]:
@@ -80,10 +80,11 @@ def test_generated_code_matches_the_golden_files(example: str) -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
-def test_the_store_is_copied_into_the_build_verbatim(example: str) -> None:
+@pytest.mark.parametrize("path", sorted(VERBATIM))
+def test_the_shared_modules_are_copied_into_the_build_verbatim(example: str, path: str) -> None:
     pipeline = analyse(load_notebook(ROOT / "example_notebooks" / f"{example}.ipynb"))
-    copied = render_pipeline(pipeline)[NOT_PINNED]
-    assert copied == Path(store.__file__).read_text(encoding="utf-8")
+    copied = render_pipeline(pipeline)[path]
+    assert copied == Path(str(VERBATIM[path].__file__)).read_text(encoding="utf-8")
     # The build runs without nbops installed, so the copy must not import it.
     imported = [
         alias.name if isinstance(node, ast.Import) else node.module or ""

@@ -36,6 +36,7 @@ def test_lineage_json_has_the_documented_shape() -> None:
     assert data["parameters"] == [{"name": "n", "default": 2, "type": "int", "help": "rows"}]
     assert data["steps"][1] == {
         "name": "train",
+        "title": "train",
         "cells": [{"index": 2, "id": "c2"}],
         "reads": ["a"],
         "writes": ["b"],

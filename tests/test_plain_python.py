@@ -7,9 +7,13 @@ import ast
 import pytest
 
 from nbops.model import plain_python as module
-from nbops.model.plain_python import PATH, SUBPROCESS, PlainPython, indent_code, plain_python
+from nbops.model.plain_python import PATH, SHLEX, SUBPROCESS, PlainPython, indent_code, plain_python
 
-RUN = "subprocess.run({}, shell=True, check=True)"
+RUN = (
+    "print(\n    subprocess.run(\n        {},\n        shell=True,\n        check=True,\n"
+    "        stdout=subprocess.PIPE,\n        stderr=subprocess.STDOUT,\n        text=True,\n"
+    '    ).stdout,\n    end="",\n)'
+)
 CAPTURE = (
     "subprocess.run({}, shell=True, capture_output=True, text=True, check=True).stdout.splitlines()"
 )
@@ -77,20 +81,21 @@ def test_a_magic_keeps_its_indentation_and_its_neighbours_their_comments() -> No
 
 def test_a_shell_command_runs_with_subprocess_and_python_fields_become_an_fstring() -> None:
     result = plain_python('!echo "rows: {n_rows}"')
-    assert result.code == RUN.format("f'echo \"rows: {n_rows}\"'")
-    assert result.imports == (SUBPROCESS,)
+    assert result.code == RUN.format("f'echo \"rows: {shlex.quote(str(n_rows))}\"'")
+    assert result.imports == (SUBPROCESS, SHLEX)
 
 
 @pytest.mark.parametrize(
     ("source", "literal"),
     [
         ("!ls", '"ls"'),
-        ("!ls {folder}", 'f"ls {folder}"'),
-        ("!echo $name and $HOME", 'f"echo {name} and $HOME"'),
-        ("!echo {{literal}} $$HOME {x}", 'f"echo {{literal}} $HOME {x}"'),
-        ('!grep {d["key"]} file', "f'grep {d[\"key\"]} file'"),
+        # Each value nbops puts into the command is shell-quoted (IPython does not quote).
+        ("!ls {folder}", 'f"ls {shlex.quote(str(folder))}"'),
+        ("!echo $name and $HOME", 'f"echo {shlex.quote(str(name))} and $HOME"'),
+        ("!echo {{literal}} $$HOME {x}", 'f"echo {{literal}} $HOME {shlex.quote(str(x))}"'),
+        ('!grep {d["key"]} file', "f\"grep {shlex.quote(str(d['key']))} file\""),
         ("!cp a.{txt,bak} b", '"cp a.{txt,bak} b"'),  # the shell's brace expansion, not Python
-        ("!echo {x!r:>5}", 'f"echo {x!r:>5}"'),
+        ("!echo {x!r:>5}", "f\"echo {shlex.quote(format(repr(x), '>5'))}\""),
     ],
 )
 def test_shell_fields_expand_as_ipython_expands_them(source: str, literal: str) -> None:
@@ -99,8 +104,8 @@ def test_shell_fields_expand_as_ipython_expands_them(source: str, literal: str) 
 
 def test_assigning_a_shell_command_captures_its_output_lines() -> None:
     result = plain_python("files = !ls -la {folder}")
-    assert result.code == "files = " + CAPTURE.format('f"ls -la {folder}"')
-    assert result.imports == (SUBPROCESS,)
+    assert result.code == "files = " + CAPTURE.format('f"ls -la {shlex.quote(str(folder))}"')
+    assert result.imports == (SUBPROCESS, SHLEX)
 
 
 @pytest.mark.parametrize("source", ["!!ls", "%sx ls", "%system ls"])
@@ -158,7 +163,8 @@ def test_cell_magics_that_run_their_body_become_the_body(magic: str) -> None:
 
 def test_a_cell_magics_body_is_converted_too() -> None:
     result = plain_python("%%time\nx = 1\n!ls {x}")
-    assert result == PlainPython("x = 1\n" + RUN.format('f"ls {x}"'), (SUBPROCESS,))
+    shown = RUN.format('f"ls {shlex.quote(str(x))}"')
+    assert result == PlainPython("x = 1\n" + shown, (SUBPROCESS, SHLEX))
 
 
 def test_leading_blank_lines_before_a_cell_magic_are_skipped_as_ipython_skips_them() -> None:
@@ -207,13 +213,15 @@ def test_writefile_expands_fields_in_the_path_and_appends_with_a() -> None:
 
 
 @pytest.mark.parametrize(
-    ("magic", "extra"), [("bash", '    executable="/bin/bash",\n'), ("sh", "")]
+    ("magic", "extra"), [("bash", '        executable="/bin/bash",\n'), ("sh", "")]
 )
 def test_shell_cell_magics_run_their_script(magic: str, extra: str) -> None:
     result = plain_python(f"%%{magic}\necho one\necho $HOME")
     assert result.code == (
-        f'subprocess.run(\n    """\\\necho one\necho $HOME\n""",\n    shell=True,\n'
-        f"    check=True,\n{extra})"
+        'print(\n    subprocess.run(\n        """\\\necho one\necho $HOME\n""",\n'
+        "        shell=True,\n        check=True,\n        stdout=subprocess.PIPE,\n"
+        f"        stderr=subprocess.STDOUT,\n        text=True,\n{extra}"
+        '    ).stdout,\n    end="",\n)'
     )
     assert result.imports == (SUBPROCESS,)
 
@@ -276,3 +284,13 @@ def test_indent_moves_docstrings_with_their_code() -> None:
 
 def test_indent_leaves_blank_lines_empty() -> None:
     assert indent_code("x = 1\n\ny = 2", 8) == "        x = 1\n\n        y = 2"
+
+
+def test_a_converted_shell_line_keeps_the_cells_line_numbers_for_what_follows() -> None:
+    result = plain_python("x = 1\nfor i in range(2):\n    !echo {i}\ny = 2")
+    assert result.code.count("\n") == 13  # the command is spread over 11 lines
+    tree = result.in_cell_lines(ast.parse(result.code), 4)
+    assert [statement.lineno for statement in tree.body] == [5, 6, 8]
+    loop = tree.body[1]
+    assert isinstance(loop, ast.For)
+    assert (loop.body[0].lineno, loop.body[0].end_lineno) == (7, 7)

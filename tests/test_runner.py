@@ -247,3 +247,47 @@ def test_display_works_in_a_plain_run_and_goes_to_the_log(home: Home) -> None:
     cells = [("x = [1, 2]\ndisplay(x)", ["step:s"]), ("print(x)", ["test"])]
     record = run_pipeline(pipeline(cells), home=home)
     assert (home.log_dir(record.run_id) / "s.log").read_text() == "[1, 2]\n"
+
+
+def test_shell_output_and_warnings_go_to_the_log_not_the_terminal(tmp_path: Path) -> None:
+    cells = [
+        ("import warnings", ["setup"]),
+        ('x = 1\n!echo "shell sees {x}"\nwarnings.warn("careful")', ["step:s"]),
+        ("print(x)", ["test"]),
+    ]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(notebook_json(cells)))
+    env = {**os.environ, "NBOPS_HOME": str(tmp_path / ".nbops")}
+    done = subprocess.run(
+        [NBOPS, "run", str(path), "--format", "json"], capture_output=True, text=True, env=env
+    )
+    assert done.stderr == ""
+    record = json.loads(done.stdout)  # nothing but the record on stdout
+    log = tmp_path / ".nbops" / "runs" / record["run_id"] / "s.log"
+    assert log.read_text() == (
+        'shell sees 1\n<nb.ipynb cell 1>:3: UserWarning: careful\n  warnings.warn("careful")\n'
+    )
+
+
+def test_a_failure_after_a_shell_line_names_the_cells_own_line(home: Home) -> None:
+    cells = [("!echo one\nx = 1\nboom = 1 / 0", ["step:s"]), ("print(boom)", ["test"])]
+    with pytest.raises(StepFailed) as failure:
+        run_pipeline(pipeline(cells), home=home)
+    assert failure.value.where == "nb.ipynb cell 0 [step:s] line 3"
+
+
+def test_values_of_the_metrics_cells_that_are_not_numbers_are_named_not_dropped(
+    home: Home,
+) -> None:
+    cells = [
+        ("values = [1.0, 2.0]", ["step:s"]),
+        ('total = sum(values)\ncount = len(values)\nlabel = "x"\nnan = float("nan")', ["metrics"]),
+    ]
+    record = run_pipeline(pipeline(cells), home=home)
+    expected = {"label": "is a str, not a number", "nan": "is nan, not a finite number"}
+    assert (record.metrics, record.metric_problems) == ({"total": 3.0, "count": 2.0}, expected)
+    cached = run_pipeline(pipeline(cells), home=home)  # the metrics come from the cache
+    assert (cached.metrics, cached.metric_problems) == (record.metrics, expected)
+    stored = home.db().run(record.run_id)
+    assert stored is not None and stored.metric_problems == expected
+    assert stored.as_dict()["metric_problems"] == expected

@@ -250,23 +250,57 @@ def test_someone_elses_tag_gets_no_diagnostic(tag: str) -> None:
     assert read([tag]) == CellTags()
 
 
-# names that cannot be step names
+# Kale and Kubeflow step names: kept for display, a Python identifier for code
+
+
+@pytest.mark.parametrize(
+    ("tag", "role", "name", "title"),
+    [
+        ("step:data-loading", Role.STEP, "data_loading", "data-loading"),
+        ("step:1train", Role.STEP, "_1train", "1train"),
+        ("step:class", Role.STEP, "_class", "class"),
+        ("step:None", Role.STEP, "_None", "None"),
+        ("step:a.b", Role.STEP, "a_b", "a.b"),
+        ("block:2-clean", Role.STEP, "_2_clean", "2-clean"),
+        ("test:my-step", Role.TEST, "my_step", "my-step"),
+    ],
+)
+def test_a_kale_step_name_is_kept_as_title_and_becomes_an_identifier(
+    tag: str, role: Role, name: str, title: str
+) -> None:
+    assert read([tag]) == CellTags(role=role, name=name, tag=tag, title=title)
+    assert is_step_name(name)
+
+
+@pytest.mark.parametrize(
+    ("tags", "after"),
+    [
+        (["prev:load-data"], ("load_data",)),
+        (["prev:for"], ("_for",)),
+        (["prev:load:clean"], ("load", "clean")),  # Kale: several parents in one tag
+        (["prev:load", "prev:clean"], ("load", "clean")),
+        (["after:a:b-c", "prev:d"], ("a", "b_c", "d")),
+    ],
+)
+def test_prev_names_several_parents_as_identifiers(tags: list[str], after: tuple[str, ...]) -> None:
+    assert read(tags) == CellTags(after=after)
+
+
+def test_an_empty_block_tag_is_read_as_untagged_so_it_continues_the_step_above() -> None:
+    assert read(["block:"]) == CellTags()
+    assert read(["block:", "prev:load"]) == CellTags(after=("load",))
 
 
 @pytest.mark.parametrize(
     ("tag", "name", "fix"),
     [
-        ("step:1train", "1train", "step:_1train"),
-        ("step:my-step", "my-step", "step:my_step"),
-        ("step:class", "class", "step:_class"),
-        ("step:None", "None", "step:_None"),
-        ("step:a.b", "a.b", "step:a_b"),
         ("step:", "", "step:step"),
         ("step:train:v2", "train:v2", "step:train_v2"),
-        ("block:2-clean", "2-clean", "block:_2_clean"),
-        ("test:my-step", "my-step", "test:my_step"),
-        ("after:load-data", "load-data", "after:load_data"),
-        ("prev:for", "for", "prev:_for"),
+        ("step:a/b", "a/b", "step:a_b"),
+        ("step:-x", "-x", "step:x"),
+        ("test:a b", "a b", "test:a_b"),
+        ("after:load/data", "load/data", "after:load_data"),
+        ("prev:a::b", "a::b", "prev:a_b"),
     ],
 )
 def test_an_invalid_step_name_is_an_error_with_an_identifier_to_use(
@@ -278,7 +312,8 @@ def test_an_invalid_step_name_is_an_error_with_an_identifier_to_use(
         diagnostics=(
             diagnostic(
                 Severity.ERROR,
-                f"{tag!r}: step names are Python identifiers, and {name!r} is not one.",
+                f"{tag!r}: step names are letters, digits, '_', '-' and '.', "
+                f"and {name!r} is not one.",
                 f"Rename it, e.g. {fix!r}.",
                 tag,
             ),

@@ -199,10 +199,10 @@ export function buildGraph(
     node(
       stepNodeId(step.name),
       'step',
-      step.name,
+      step.title ?? step.name,
       detail,
       step.cells,
-      `${step.name}\n${cellRange(step.cells)}${reads}${checked}`
+      `${step.title ?? step.name}\n${cellRange(step.cells)}${reads}${checked}`
     );
     if (
       !compact &&

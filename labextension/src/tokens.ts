@@ -44,6 +44,8 @@ export interface IParameter {
 
 export interface IStep {
   name: string;
+  /** The name as the notebook writes it (`data-loading`); `name` is its Python form. */
+  title?: string;
   cells: ICellRef[];
   reads: string[];
   writes: string[];

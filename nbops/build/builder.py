@@ -38,6 +38,7 @@ MANIFEST_VERSION = 1
 # to what the notebook imports changes the notebook's hash, which the check reports anyway.
 GENERATED = ("pipeline", "service", "tests", "ruff.toml", "Dockerfile", ".dockerignore", "k8s")
 RUN_FILES = ("artifacts.json", "parameters.json")  # written per run: not generated code
+TESTS_STORE = Path("tests") / "artifacts"  # what only the tests read: the run's, not code
 PYTEST = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
 
 
@@ -132,23 +133,51 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _needed(pipeline: Pipeline) -> dict[str, tuple[str, str]]:
-    """'<step>.<name>' -> (step, name) for every value the service or the tests read."""
+def served(pipeline: Pipeline) -> dict[str, tuple[str, str]]:
+    """'<step>.<name>' -> (step, name) for every value the serve functions read: the service's
+    artifacts, and all the service folder and its image carry."""
     pairs = [pair for endpoint in pipeline.endpoints for pair in endpoint.inputs]
-    pairs += [pair for test in pipeline.tests for pair in test.inputs]
+    return {f"{producer}.{name}": (producer, name) for name, producer in pairs}
+
+
+def tested(pipeline: Pipeline) -> dict[str, tuple[str, str]]:
+    """'<step>.<name>' -> (step, name) for every value the test cells read."""
+    pairs = [pair for test in pipeline.tests for pair in test.inputs]
     return {f"{producer}.{name}": (producer, name) for name, producer in pairs}
 
 
 def _bundle(
     pipeline: Pipeline, record: RunRecord, home: Home, staging: Path
 ) -> dict[str, dict[str, Any]]:
-    """Copy what the service and tests need into artifacts/, in the store's own layout."""
+    """Copy what the service reads into artifacts/ and what only the tests read into
+    tests/artifacts/, each in the store's own layout; the manifest lists the service's."""
+    index = _copied(served(pipeline), record, home, staging / "artifacts", staging)
+    if (staging / "tests").is_dir():
+        only_tested = {k: v for k, v in tested(pipeline).items() if k not in index}
+        tests = staging / "tests"
+        copied = _copied(only_tested, record, home, tests / "artifacts", staging)
+        # The test cells' values, and the service's for its smoke tests.
+        tests_index = {
+            k: {"sha256": v["sha256"], "format": v["format"]}
+            for k, v in sorted({**index, **copied}.items())
+        }
+        (tests / "artifacts.json").write_text(json.dumps(tests_index, indent=2) + "\n")
+        # The tests check the run's values, so they see the parameters that run used.
+        parameters = json.dumps(record.parameters, indent=2, default=repr)
+        (tests / "parameters.json").write_text(parameters + "\n")
+    return index
+
+
+def _copied(
+    needed: dict[str, tuple[str, str]], record: RunRecord, home: Home, store: Path, staging: Path
+) -> dict[str, dict[str, Any]]:
+    """Copy each needed artifact of the run into the store at `store`; their manifest entries."""
     outputs = {step.name: step.outputs for step in record.steps}
     index: dict[str, dict[str, Any]] = {}
-    for key, (producer, name) in sorted(_needed(pipeline).items()):
+    for key, (producer, name) in sorted(needed.items()):
         stored: StoredArtifact = outputs[producer][name]
         source = home.store.path(stored.sha256, stored.format)
-        target = staging / "artifacts" / source.relative_to(home.store.root)
+        target = store / source.relative_to(home.store.root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         index[key] = {
@@ -156,13 +185,6 @@ def _bundle(
             "file": str(target.relative_to(staging)),
             "bytes": target.stat().st_size,
         }
-    if (staging / "tests").is_dir():
-        tests_index = {k: {"sha256": v["sha256"], "format": v["format"]} for k, v in index.items()}
-        tests = staging / "tests"
-        (tests / "artifacts.json").write_text(json.dumps(tests_index, indent=2) + "\n")
-        # The tests check the run's values, so they see the parameters that run used.
-        parameters = json.dumps(record.parameters, indent=2, default=repr)
-        (tests / "parameters.json").write_text(parameters + "\n")
     return index
 
 
@@ -319,13 +341,14 @@ def _build_id(notebook_sha: str, record: RunRecord | None, staging: Path) -> str
 
 def _generated_files(root: Path) -> list[Path]:
     files: list[Path] = []
+    tests_store = root / TESTS_STORE
     for name in GENERATED:
         path = root / name
         if path.is_file():
             files.append(path)
         elif path.is_dir():
             files += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    return [p for p in files if p.name not in RUN_FILES]
+    return [p for p in files if p.name not in RUN_FILES and tests_store not in p.parents]
 
 
 def _write_report(pipeline: Pipeline, record: RunRecord, home: Home, target: Path) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbops import __version__
 
-from nbops.run import store
+from nbops.run import capture, metric_values, store
 from nbops.model.dataflow import Names, scan
 from nbops.errors import PipelineError
 from nbops.templating import new_environment
@@ -34,6 +34,9 @@ BUILTIN_TYPES = frozenset(
     {"int", "float", "str", "bool", "list", "dict", "tuple", "set", "frozenset", "bytes"}
     | {"complex", "bytearray"}
 )
+# Names a notebook has without importing them that generated code imports from capture.py,
+# the module `nbops run` takes them from too.
+KERNEL_NAMES = frozenset({"display"})
 ANY: Import = ("typing", "Any")
 MAPPING: Import = ("collections.abc", "Mapping")
 
@@ -53,7 +56,9 @@ def render_pipeline(pipeline: Pipeline) -> dict[str, str]:
     """The package `pipeline/` and its `ruff.toml`, as {path relative to the build: text}."""
     context = template_context(pipeline)
     files = {path: render(template, context) for path, template in PIPELINE_FILES.items()}
-    files["pipeline/store.py"] = Path(store.__file__).read_text(encoding="utf-8")
+    for module in (capture, metric_values, store):  # copied as they are: it runs as nbops runs
+        name = Path(str(module.__file__)).name
+        files[f"pipeline/{name}"] = Path(str(module.__file__)).read_text(encoding="utf-8")
     for step in context["steps"]:
         path = f"pipeline/steps/{step['module']}.py"
         files[path] = render("pipeline/steps/step.py.j2", {**context, "step": step})
@@ -143,7 +148,8 @@ class Scope:
         self.pipeline = pipeline
         self.parameters = {p.name: p for p in pipeline.parameters}
         self.setup = _scan_cells(pipeline, pipeline.setup)
-        self.setup_names = tuple(self.setup.writes)
+        computed = [n for part in pipeline.parameter_code for n in part.writes]
+        self.setup_names = tuple(dict.fromkeys([*computed, *self.setup.writes]))
 
     def shared_names(self, reads: Iterable[str], taken: set[str]) -> list[str]:
         """What a section imports from shared.py: the setup names it reads, bar its arguments.
@@ -154,8 +160,13 @@ class Scope:
         return _sorted_names(
             n
             for n in reads
-            if n not in taken and (n in known or (self.setup.opaque and n not in BUILTIN_NAMES))
+            if n not in taken
+            and (n in known or (self.setup.opaque and n not in BUILTIN_NAMES | KERNEL_NAMES))
         )
+
+    def kernel_names(self, reads: Iterable[str], taken: set[str]) -> list[str]:
+        """The kernel's names (`display`) among `reads` that setup does not define."""
+        return sorted(set(reads) & KERNEL_NAMES - taken - set(self.setup_names))
 
     def parameter_arguments(self, reads: Iterable[str], taken: set[str]) -> list[dict[str, str]]:
         """The parameters among `reads`, in the parameters cell's order."""
@@ -175,13 +186,27 @@ def _parameter(parameter: Parameter) -> dict[str, Any]:
 def _setup(scope: Scope) -> dict[str, Any]:
     pipeline = scope.pipeline
     cells, imports = cell_code(pipeline, pipeline.setup)
-    from_parameters = [n for n in scope.setup.reads if n in scope.parameters]
+    reads = [*(n for part in pipeline.parameter_code for n in part.reads), *scope.setup.reads]
+    from_parameters = [n for n in dict.fromkeys(reads) if n in scope.parameters]
     local = [(".parameters", name) for name in from_parameters]
+    local += [
+        (".capture", n) for n in scope.kernel_names(_kernel_reads(pipeline, pipeline.setup), set())
+    ]
     return {
+        "parameter_code": parameter_code(pipeline),
         "cells": cells,
         "names": _sorted_names(scope.setup_names),
         "imports": import_groups(imports, local),
     }
+
+
+def parameter_code(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The parameters cells' other statements: shared.py runs them first, after parameters.py
+    has the values (`--param` sets them before shared.py is imported), as `nbops run` does."""
+    return [
+        {"index": part.cell.index, "id": part.cell.id, "code": part.source.strip()}
+        for part in pipeline.parameter_code
+    ]
 
 
 def _step(scope: Scope, step: Step) -> dict[str, Any]:
@@ -241,6 +266,7 @@ def _section(
         + [{"name": p["name"], "annotation": p["annotation"]} for p in parameters],
         "rebound": rebound,
         "shared": scope.shared_names(reads, taken | {r["name"] for r in rebound}),
+        "kernel": scope.kernel_names(_kernel_reads(scope.pipeline, refs), taken),
         "cell_imports": imports,
         # ruff wants a blank line between a docstring and a def; a function needs a statement.
         "gap": not rebound and bool(cells) and cells[0]["opens_with_definition"],
@@ -256,6 +282,7 @@ def _module_imports(section: dict[str, Any], package: str) -> list[list[dict[str
         [
             *_rebound_imports(rebound, package),
             *((f"{package}shared", name) for name in section["shared"]),
+            *((f"{package}capture", name) for name in section["kernel"]),
         ],
     )
 
@@ -278,6 +305,7 @@ def _tests(scope: Scope) -> list[dict[str, Any]]:
 def _test_module(step: str, functions: list[dict[str, Any]]) -> dict[str, Any]:
     standard: list[Import] = [i for f in functions for i in f["cell_imports"]]
     local: list[Import] = [("pipeline.shared", n) for f in functions for n in f["shared"]]
+    local += [("pipeline.capture", n) for f in functions for n in f["kernel"]]
     if any(f["inputs"] or f["parameters"] for f in functions):
         standard += [MAPPING, ANY]
     for function in functions:
@@ -342,6 +370,13 @@ def _scan_cells(pipeline: Pipeline, refs: Iterable[CellRef]) -> Names:
         writes.update({n: line for n, line in names.writes.items() if n not in writes})
         opaque |= names.opaque
     return Names(reads=reads, writes=writes, opaque=opaque)
+
+
+def _kernel_reads(pipeline: Pipeline, refs: Iterable[CellRef]) -> set[str]:
+    """The kernel's names the cells read, now or in the functions they define: the model leaves
+    them out of a section's reads, as the kernel has them, but generated code imports them."""
+    names = (pipeline.code(ref).names for ref in refs)
+    return {n for found in names for n in (*found.reads, *found.deferred_reads)} & KERNEL_NAMES
 
 
 def _rebound(scope: Scope, refs: Iterable[CellRef], taken: set[str]) -> list[dict[str, str]]:
@@ -435,7 +470,11 @@ def python_literal(value: Any) -> str:
     return repr(value)
 
 
-FILTERS: dict[str, Callable[..., Any]] = {"py": python_literal, "indent_code": indent_code, "tuple": tuple}
+FILTERS: dict[str, Callable[..., Any]] = {
+    "py": python_literal,
+    "indent_code": indent_code,
+    "tuple": tuple,
+}
 
 
 @functools.lru_cache(maxsize=1)

@@ -260,6 +260,7 @@ def _module(scope: Scope) -> dict[str, Any]:
     ]
     local: list[Import] = [("pipeline.shared", name) for name in shared]
     local += [("pipeline.parameters", p["name"]) for p in parameters]
+    local += [("pipeline.capture", name) for name in scope.kernel_names(reads, taken)]
     own: list[Import] = [(".artifacts", "loaded")] if artifacts else []
     groups = import_groups(imports, local, own)
     return {
@@ -293,9 +294,7 @@ def _without_example_calls(
     if not calls:
         return {**cell, "left_out": []}
     nodes = [node for found in calls.values() for node in found]
-    dropped = {
-        n - offset for node in nodes for n in range(node.lineno, (node.end_lineno or 0) + 1)
-    }
+    dropped = {n - offset for node in nodes for n in range(node.lineno, (node.end_lineno or 0) + 1)}
     numbered = list(enumerate(cell["code"].split("\n"), start=1))
     kept = _trimmed_lines([(n, line) for n, line in numbered if n not in dropped])
     # The lines inside multi-line strings, renumbered for the code that is left.

@@ -19,7 +19,15 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbops.ci.prepared import INJECTED_TAG, METRICS_TAG, prepare_copy, read_metrics, read_node
+from nbops.ci.prepared import (
+    INJECTED_TAG,
+    METRICS_TAG,
+    PARAMETER_CODE_TAG,
+    ROUND_TRIP_TAG,
+    prepare_copy,
+    read_metrics,
+    read_node,
+)
 from nbops.errors import KernelNotFound, OutputPathError
 from nbops.model.notebook import Notebook
 from nbops.model.pipeline import Pipeline
@@ -253,7 +261,7 @@ def execute_headless(
     import nbformat
 
     node = read_node(pipeline.notebook)
-    prepared = prepare_copy(node, pipeline)
+    prepared = prepare_copy(node, pipeline, overridden=bool(options.overrides))
     kernel = options.kernel or (node.metadata.get("kernelspec") or {}).get("name") or DEFAULT_KERNEL
     labels = cell_labels(pipeline)
     started = time.perf_counter()
@@ -366,7 +374,8 @@ def _injects_cell(prepared: Any, options: RunOptions) -> bool:
 def _added(cell: Any) -> CellLabel:
     """The label of a cell the run added: papermill's injected parameters or nbops' metrics."""
     tags = cell.metadata.get("tags") or []
-    tag = next((t for t in tags if t in (INJECTED_TAG, METRICS_TAG)), None)
+    added = (INJECTED_TAG, METRICS_TAG, ROUND_TRIP_TAG, PARAMETER_CODE_TAG)
+    tag = next((t for t in tags if t in added), None)
     return CellLabel(None, str(cell.get("id", "")), tag)
 
 

@@ -19,7 +19,9 @@ TEMPLATE = "nbops_report"  # templates/nbconvert/nbops_report, which extends nbc
 FAILED_ANCHOR = "nbops-failed-cell"
 # Cells a run adds that the report leaves out: nbops' metrics read-back (the metrics are in the
 # summary) and papermill's error markers (the summary links the failing cell itself).
-HIDDEN_TAGS = frozenset({"nbops-metrics", "papermill-error-cell-tag"})
+HIDDEN_TAGS = frozenset(
+    {"nbops-metrics", "nbops-round-trip", "nbops-parameter-code", "papermill-error-cell-tag"}
+)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from nbops.cli.app import cli, format_option
 @cli.group("db")
 def db_group() -> None:
     """The state db (.nbops/state.db): every run and deployment nbops knows. It is backed up
-    before each deploy, rollback and stop (the newest ten are kept)."""
+    before and after each deploy, rollback and stop (the newest ten are kept)."""
 
 
 @db_group.command("check")
@@ -43,7 +43,7 @@ def backups(fmt: str) -> None:
         click.echo(json.dumps([_describe(path) for path in found], indent=2))
         return
     if not found:
-        click.echo("no backups yet: one is taken before each deploy, rollback and stop")
+        click.echo("no backups yet: they are taken around each deploy, rollback and stop")
     for path in found:
         click.echo(f"{path.name}  {path.stat().st_size:,} bytes  {_when(path)}")
 

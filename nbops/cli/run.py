@@ -58,7 +58,7 @@ def run(
             failed = home.db().runs(str(Path(notebook).resolve()), limit=1)[0]
             click.echo(json.dumps(failed.as_dict(), indent=2))
             sys.exit(1)
-        results = _evaluate(required, record.metrics)
+        results = _evaluate(required, record.metrics, record.metric_problems)
         click.echo(
             json.dumps({**record.as_dict(), "gates": [r.as_dict() for r in results]}, indent=2)
         )
@@ -81,7 +81,11 @@ def run(
         print_failure(failure, notebook)
         sys.exit(failure.exit_code)
     out.print(run_summary(record), highlight=False)
-    results = _evaluate(required, record.metrics)
+    from nbops.run.metric_values import metric_warning
+
+    for name, problem in record.metric_problems.items():
+        out.print(f"[yellow]warning:[/] {metric_warning(name, problem)}", highlight=False)
+    results = _evaluate(required, record.metrics, record.metric_problems)
     for result in results:
         mark = "[green]passed[/]" if not result.failed else "[bold red]failed[/]"
         out.print(f"gate {result.gate} {mark}: {result.reason}", highlight=False)
@@ -96,10 +100,10 @@ def _parse_gates(pipeline: Any, texts: tuple[str, ...]) -> Any:
     return required
 
 
-def _evaluate(required: Any, metrics: dict[str, float]) -> Any:
+def _evaluate(required: Any, metrics: dict[str, float], problems: dict[str, str]) -> Any:
     from nbops.ci.gates import evaluate_gates
 
-    return evaluate_gates(required, metrics, {})
+    return evaluate_gates(required, metrics, problems)
 
 
 class _RunsGroup(click.Group):

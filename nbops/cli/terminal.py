@@ -56,7 +56,7 @@ def lineage_tree(pipeline: Pipeline) -> Tree:
         tree.add(f"[bold]setup[/] [dim]{_cells(pipeline.setup)}[/]")
     steps = tree.add("[bold]steps[/]")
     for step in pipeline.steps:
-        node = steps.add(f"[bold cyan]{step.name}[/] [dim]{_cells(step.cells)}[/]")
+        node = steps.add(f"[bold cyan]{escape(step.display_name)}[/] [dim]{_cells(step.cells)}[/]")
         for edge in pipeline.edges:
             if edge.target == step.name:
                 flow = ", ".join(edge.artifacts) if edge.artifacts else "[dim]after[/]"
@@ -161,7 +161,8 @@ def run_summary(record: RunRecord) -> str:
     )
     if record.metrics:
         text += "; " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
-    return text
+    notes = [f"\n  {step.name}: {step.note}" for step in record.steps if step.note]
+    return text + "".join(notes)
 
 
 def runs_table(records: list[RunRecord]) -> Table:

@@ -281,8 +281,9 @@ def deploy_lock(db: StateDb, name: str, operation: str = "deploy") -> Iterator[L
     renewer = _Renewer(db, lease)
     renewer.start()
     try:
-        # Before a deploy, rollback or stop changes anything: what to restore if the db is lost.
-        db.backup(name)
+        # Before a deploy, rollback or stop changes anything, and once it is done: what to
+        # restore if the db is lost (the second copy knows the version now serving).
+        db.backup(f"{name}-before")
         yield lease
     except (KeyboardInterrupt, Exception):
         # SystemExit is left to whoever ends the process (a server job records its reason).
@@ -291,3 +292,4 @@ def deploy_lock(db: StateDb, name: str, operation: str = "deploy") -> Iterator[L
     finally:
         renewer.done.set()
         release(db, lease)
+        db.backup(f"{name}-after")

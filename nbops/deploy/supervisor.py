@@ -85,12 +85,25 @@ class Supervisor:
         for child in list(self.pending):
             processes.stop(child.pid, start_time(child.pid), timeout=3.0)
 
-    def _loop(self, keep: Callable[[], None]) -> None:
+    def _loop(self, keep: Callable[[StateDb], None]) -> None:
         while not self.halt.wait(TICK_S):
             try:
-                keep()
+                db = self._whole_db()
+                if db is not None:
+                    keep(db)
             except (NbopsError, OSError) as error:
                 print(f"supervisor of {self.name}: {error}", flush=True)
+
+    def _whole_db(self) -> StateDb | None:
+        """The state db while it is whole. A missing, truncated or damaged one is left alone
+        for `nbops db restore` (opening an empty file for writing would make it a new, empty
+        db that forgets every deployment); what runs keeps running meanwhile."""
+        if not self.db_path.is_file() or self.db_path.stat().st_size == 0:
+            return None
+        try:
+            return StateDb(self.db_path)
+        except NbopsError:
+            return None
 
     def _pause(self, seconds: float) -> bool:
         """Sleep, unless the supervisor is told to stop; True to go on."""
@@ -98,14 +111,14 @@ class Supervisor:
 
     # the proxy on the stable port
 
-    def keep_proxy(self) -> None:
-        endpoint = records.endpoint(self.db, self.name)
+    def keep_proxy(self, db: StateDb) -> None:
+        endpoint = records.endpoint(db, self.name)
         if endpoint is None or endpoint.proxy_alive or endpoint.proxy_state:
             return
         delay = self.proxy_restarts.next_delay(time.time())
         if delay is None:
             state = self.proxy_restarts.crash_loop("the proxy") + "; see proxy.log"
-            records.set_endpoint(self.db, self.name, self.port, proxy_state=state, proxy_pid=None)
+            records.set_endpoint(db, self.name, self.port, proxy_state=state, proxy_pid=None)
             return
         if not self._pause(delay):
             return
@@ -114,7 +127,7 @@ class Supervisor:
         proxy = processes.start_proxy(self.name, self.port, self.db_path, log)
         self.children.append(proxy)
         records.set_endpoint(
-            self.db,
+            db,
             self.name,
             self.port,
             proxy_pid=proxy.pid,
@@ -124,8 +137,8 @@ class Supervisor:
 
     # the version the proxy forwards to
 
-    def keep_version(self) -> None:
-        row = records.current(self.db, self.name)
+    def keep_version(self, db: StateDb) -> None:
+        row = records.current(db, self.name)
         if row is None or row.status != "healthy" or row.pid is None:
             return
         if same_process(row.pid, row.pid_started):
@@ -134,14 +147,14 @@ class Supervisor:
         delay = restarts.next_delay(time.time())
         if delay is None:
             reason = restarts.crash_loop(f"v{row.version}") + "; see `nbops logs`"
-            records.replace_process(self.db, row, status="failed", reason=reason)
+            records.replace_process(db, row, status="failed", reason=reason)
             return
         if not self._pause(delay):
             return
         restarts.record(time.time())
-        self._restart(row)
+        self._restart(db, row)
 
-    def _restart(self, row: records.Deployment) -> None:
+    def _restart(self, db: StateDb, row: records.Deployment) -> None:
         snapshot = Path(row.build_dir)
         port = row.port if row.port and not processes.port_in_use(row.port) else None
         port = port or processes.free_port()
@@ -156,9 +169,7 @@ class Supervisor:
             processes.stop(service.pid, started)
             self.pending.discard(service)
             return
-        kept = records.replace_process(
-            self.db, row, pid=service.pid, pid_started=started, port=port
-        )
+        kept = records.replace_process(db, row, pid=service.pid, pid_started=started, port=port)
         self.pending.discard(service)
         if not kept:  # promoted away, or stopped, meanwhile
             processes.stop(service.pid, started)

@@ -14,7 +14,17 @@ from nbops.model.endpoints import read_endpoints
 from nbops.model.examples import example_diagnostics
 from nbops.model.notebook import Notebook
 from nbops.model.parameters import read_parameters
-from nbops.model.pipeline import CellRef, Edge, Endpoint, Metrics, Parameter, Pipeline, Step, Test
+from nbops.model.pipeline import (
+    CellRef,
+    Edge,
+    Endpoint,
+    Metrics,
+    Parameter,
+    ParameterCode,
+    Pipeline,
+    Step,
+    Test,
+)
 from nbops.model.sections import (
     CodeCell,
     Section,
@@ -60,6 +70,7 @@ class _Analysis:
         self.names = {id(s): section_names(s, self.imported, self.effects) for s in self.sections}
         self.diagnostics: list[Diagnostic] = list(notebook.notes)
         self.parameters: tuple[Parameter, ...] = ()
+        self.parameter_code: tuple[ParameterCode, ...] = ()
         self.globals: set[str] = set(BUILTIN_NAMES)
         self.latest: dict[str, str] = {}  # name -> the step that last wrote it
         self.producers: dict[str, dict[str, str]] = {}  # step -> its inputs' producers
@@ -88,6 +99,7 @@ class _Analysis:
         pipeline = Pipeline(
             notebook=self.notebook,
             parameters=self.parameters,
+            parameter_code=self.parameter_code,
             setup=tuple(ref for s in self._sections(Role.SETUP) for ref in _refs(s)),
             steps=steps,
             edges=edges,
@@ -122,9 +134,22 @@ class _Analysis:
         # Every declared cell is read, so a second one is one error rather than many.
         used = declared + [s for s in sections if s.injected]
         cells = tuple(code for section in used for code in section.cells)
-        self.parameters, problems = read_parameters(cells)
+        self.parameters, self.parameter_code, problems = read_parameters(cells)
         self.diagnostics.extend(problems)
         self.globals.update(p.name for p in self.parameters)
+        by_index = {code.cell.index: code for code in cells}
+        for part in self.parameter_code:
+            code = by_index[part.cell.index]
+            for name in part.reads:
+                if name not in self.globals:
+                    self._add(
+                        code,
+                        None,
+                        f"the parameters cell reads {name!r}, but it runs before setup and "
+                        "every step, so only parameters and builtins exist there.",
+                        "Compute the value in the setup cell or a step instead.",
+                    )
+            self.globals.update(part.writes)
 
     def _check_shell_parameters(self) -> None:
         """A parameter's value put into a shell line: `-p` and the REST API come from others."""
@@ -156,24 +181,48 @@ class _Analysis:
     # steps, tests and metrics in notebook order
 
     def _name_steps(self) -> None:
-        seen: set[str] = set()
-        renamed: list[Section] = []
+        """Kale's rule: cells with the same step name are one step, at its first place; two
+        names that become one Python name are an error (the second is renamed)."""
+        merged: dict[str, Section] = {}
+        kept: list[Section] = []
         for section in self.sections:
             name = section.name
-            if section.role is Role.STEP and name is not None:
-                if name in seen:
-                    unique = _unique(name, seen)
-                    self._add(
-                        section.first,
-                        None,
-                        f"step name {name!r} is used twice; nbops calls this one {unique!r}.",
-                        f"Rename it, e.g. 'step:{unique}'.",
-                    )
-                    section = Section(section.role, unique, section.cells)
-                    self.names[id(section)] = section_names(section, self.imported, self.effects)
-                seen.add(section.name or name)
-            renamed.append(section)
-        self.sections = tuple(renamed)
+            if section.role is not Role.STEP or name is None:
+                kept.append(section)
+                continue
+            first = merged.get(name)
+            if first is not None and first.title != section.title:
+                unique = _unique(name, set(merged))
+                self._add(
+                    section.first,
+                    None,
+                    f"step names {first.title!r} (cell {first.first.cell.index}) and "
+                    f"{section.title!r} both become the Python name {name!r}; nbops calls "
+                    f"this one {unique!r}.",
+                    f"Rename one of them, e.g. 'step:{unique}'.",
+                )
+                section = Section(section.role, unique, section.cells)
+                first, name = None, unique
+            if first is None:
+                merged[name] = section
+                kept.append(section)
+                continue
+            self._add(
+                section.first,
+                None,
+                f"step {section.title!r} is also the name of cell {first.first.cell.index}; "
+                "as in Kale, cells with the same step name are one step, run where it first "
+                "appears.",
+                "Nothing to do if that is meant; give this cell its own name to make it a "
+                "step of its own.",
+                Severity.INFO,
+            )
+            whole = Section(first.role, name, (*first.cells, *section.cells), first.injected)
+            kept[next(i for i, s in enumerate(kept) if s is first)] = merged[name] = whole
+        self.sections = tuple(kept)
+        for section in self.sections:
+            if id(section) not in self.names:
+                self.names[id(section)] = section_names(section, self.imported, self.effects)
 
     def _visit(self, section: Section) -> None:
         names = self.names[id(section)]
@@ -200,6 +249,7 @@ class _Analysis:
         changed = self._observed_changes(section, names, inputs)
         step = Step(
             name=section.name,
+            title=section.title if section.title != section.name else "",
             cells=_refs(section),
             reads=_without_builtins([*names.reads, *names.deferred]),
             writes=(*names.writes, *changed),

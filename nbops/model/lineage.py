@@ -51,6 +51,7 @@ def _cells(refs: tuple[CellRef, ...]) -> list[dict[str, Any]]:
 def _step(step: Step) -> dict[str, Any]:
     return {
         "name": step.name,
+        "title": step.display_name,
         "cells": _cells(step.cells),
         "reads": list(step.reads),
         "writes": list(step.writes),
@@ -127,7 +128,8 @@ def to_mermaid(pipeline: Pipeline) -> str:
         names = ", ".join(p.name for p in pipeline.parameters)
         lines.append(f'  parameters[/"parameters: {names}"/]')
     for step in pipeline.steps:
-        lines.append(f'  {_node_id("step", step.name)}["{step.name}<br/>{_cell_list(step.cells)}"]')
+        label = f"{step.display_name}<br/>{_cell_list(step.cells)}"
+        lines.append(f'  {_node_id("step", step.name)}["{label}"]')
     for edge in pipeline.edges:
         source, target = _node_id("step", edge.source), _node_id("step", edge.target)
         if edge.artifacts:
@@ -159,7 +161,7 @@ def to_dot(pipeline: Pipeline) -> str:
         '  node [fontname="Helvetica", shape=box, style=rounded];',
     ]
     for step in pipeline.steps:
-        label = json.dumps(f"{step.name}\n{_cell_list(step.cells)}")
+        label = json.dumps(f"{step.display_name}\n{_cell_list(step.cells)}")
         lines.append(f"  {_node_id('step', step.name)} [label={label}];")
     for edge in pipeline.edges:
         source, target = _node_id("step", edge.source), _node_id("step", edge.target)

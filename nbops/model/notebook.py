@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import NotebookInvalid, NotebookNotFound, UnsupportedKernel
+from nbops.errors import NotebookInvalid, NotebookNotFound, NotebookTooLarge, UnsupportedKernel
 from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.nbschema import is_valid_v4
 
@@ -53,13 +55,46 @@ class Notebook:
 def load_notebook(path: str | Path) -> Notebook:
     """Read and parse a notebook file; the file itself is never written."""
     file = Path(path)
-    if not file.is_file():
-        raise NotebookNotFound(
-            "no such notebook file." if not file.exists() else "is a folder, not a notebook.",
+    size = _regular_file_size(file, str(path))
+    limit = max_notebook_bytes()
+    if size > limit:
+        raise NotebookTooLarge(
+            f"is {size / 1e6:,.0f} MB; nbops reads notebooks up to {limit / 1e6:,.0f} MB.",
             where=str(path),
-            fix="Check the path; nbops takes the path of an .ipynb file.",
+            fix="Outputs make notebooks large: clear them (jupyter nbconvert --clear-output "
+            "--inplace NOTEBOOK), or raise the limit with NBOPS_MAX_NOTEBOOK_MB.",
         )
     return parse_notebook(file.read_bytes(), str(path))
+
+
+def max_notebook_bytes() -> int:
+    """The largest notebook nbops reads: NBOPS_MAX_NOTEBOOK_MB megabytes, 100 by default."""
+    try:
+        return int(float(os.environ.get("NBOPS_MAX_NOTEBOOK_MB", "100")) * 1_000_000)
+    except ValueError:
+        return 100_000_000
+
+
+def _regular_file_size(file: Path, label: str) -> int:
+    """The file's size; a missing path, a folder, a pipe or a device is a clear error."""
+    fix = "Check the path; nbops takes the path of an .ipynb file."
+    try:
+        info = file.stat()
+    except FileNotFoundError:
+        raise NotebookNotFound("no such notebook file.", where=label, fix=fix) from None
+    except OSError as error:  # a name too long, a loop of links, no permission
+        raise NotebookNotFound(
+            f"cannot be read: {error.strerror}.", where=label[:200], fix=fix
+        ) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise NotebookNotFound("is a folder, not a notebook.", where=label, fix=fix)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotebookNotFound(
+            "is not a regular file (a pipe, a device or a socket), not a notebook.",
+            where=label,
+            fix=fix,
+        )
+    return info.st_size
 
 
 def parse_notebook(raw: bytes | str, path: str) -> Notebook:

@@ -1,4 +1,4 @@
-"""Parameters read from the parameters cell: literal assignments, typed, with their comments."""
+"""Parameters cells: literal assignments are the parameters; other statements run after them."""
 
 from __future__ import annotations
 
@@ -6,22 +6,23 @@ import ast
 import difflib
 import io
 import tokenize
+from collections.abc import Mapping
 from typing import Any
 
 from nbops.errors import ParameterError
+from nbops.model.dataflow import scan
 from nbops.model.diagnostic import Diagnostic, Severity
-from nbops.model.pipeline import CellRef, Parameter
+from nbops.model.pipeline import CellRef, Parameter, ParameterCode, Pipeline
 from nbops.model.sections import CodeCell
 
-LITERAL_FIX = (
-    "Parameters are injected as literals (papermill's way), so give a literal here "
-    "and compute derived values in a step or the setup cell."
-)
 
-
-def read_parameters(cells: tuple[CodeCell, ...]) -> tuple[tuple[Parameter, ...], list[Diagnostic]]:
-    """Parameters in order of first definition; later cells (papermill's injected) override."""
+def read_parameters(
+    cells: tuple[CodeCell, ...],
+) -> tuple[tuple[Parameter, ...], tuple[ParameterCode, ...], list[Diagnostic]]:
+    """Parameters in order of first definition (later cells, papermill's injected, override),
+    and each cell's other statements, which run after the values are injected."""
     found: dict[str, Parameter] = {}
+    code_parts: list[ParameterCode] = []
     problems: list[Diagnostic] = []
     for code in cells:
         comments = _comments_by_line(code.cell.source)
@@ -38,43 +39,115 @@ def read_parameters(cells: tuple[CodeCell, ...]) -> tuple[tuple[Parameter, ...],
                     previous.cell if previous else parameter.cell,
                     previous.line if previous else parameter.line,
                 )
-    return tuple(found.values()), problems
+        part = parameter_code(code)
+        if part is not None:
+            code_parts.append(part)
+            problems.append(_not_parameters(code, part))
+    return tuple(found.values()), tuple(code_parts), problems
+
+
+def parameter_code(code: CodeCell) -> ParameterCode | None:
+    """The statements of a parameters cell that are not parameters, as papermill runs them;
+    None when every statement is a parameter (or a docstring)."""
+    syntax = code.plain.syntax
+    if syntax is None:
+        return None
+    tree, offset = syntax
+    extra = [s for s in tree.body if not _is_parameter(s) and not _is_docstring(s)]
+    if not extra:
+        return None
+    lines = code.plain.code.splitlines()
+    kept = [""] * len(lines)
+    for statement in extra:
+        first, last = statement.lineno - offset, (statement.end_lineno or statement.lineno) - offset
+        kept[first - 1 : last] = lines[first - 1 : last]
+    names = scan(ast.Module(body=extra, type_ignores=[]))
+    return ParameterCode(
+        cell=CellRef(code.cell.index, code.cell.id),
+        lines=tuple(s.lineno for s in extra),
+        source="\n" * offset + "\n".join(kept).rstrip() + "\n",
+        reads=tuple(names.reads),
+        writes=tuple(names.writes),
+    )
+
+
+def parameter_code_key(pipeline: Pipeline, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """What the parameters cell's other statements add to every step's cache key: their code
+    and the values of the parameters they read (nothing when there are none)."""
+    if not pipeline.parameter_code:
+        return {}
+    read = {name for part in pipeline.parameter_code for name in part.reads}
+    return {
+        "parameter_code": [part.source for part in pipeline.parameter_code],
+        "parameter_code_reads": {n: repr(v) for n, v in parameters.items() if n in read},
+    }
+
+
+def _not_parameters(code: CodeCell, part: ParameterCode) -> Diagnostic:
+    listed = ", ".join(str(line) for line in part.lines)
+    if len(part.lines) == 1:
+        what = f"line {listed} is not a parameter (a literal assignment); nbops runs it"
+    else:
+        what = f"lines {listed} are not parameters (literal assignments); nbops runs them"
+    fix = "Nothing to do if that is meant."
+    if part.writes:
+        one = len(part.writes) == 1
+        computed = ", ".join(repr(n) for n in part.writes)
+        it = "it" if one else "them"
+        fix += (
+            f" {computed} {'is' if one else 'are'} computed, not "
+            f"{'a parameter' if one else 'parameters'}: -p cannot set {it}. nbops test "
+            f"computes {it} again from the values given, but papermill run by hand computes "
+            f"{it} from the defaults, since it injects values after this cell."
+        )
+    return Diagnostic(
+        Severity.WARNING,
+        f"{what} after injecting the parameter values, before setup, so every step sees what "
+        "the parameters cell computes.",
+        fix,
+        cell_index=code.cell.index,
+        cell_id=code.cell.id,
+        line=part.lines[0],
+        tag=code.tag,
+    )
 
 
 def _parameter(
     code: CodeCell, statement: ast.stmt, comments: dict[int, str], problems: list[Diagnostic]
 ) -> Parameter | None:
     target, value, annotation = _assignment(statement)
-    if target is None:
-        if not _is_docstring(statement):
-            problems.append(
-                _problem(
-                    code,
-                    statement.lineno,
-                    "a parameters cell holds only assignments of literals, one per line.",
-                    "Move other code to the setup cell or a step.",
-                )
-            )
-        return None
-    try:
-        default = ast.literal_eval(value) if value is not None else None
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+    if target is None or (value is not None and not _is_literal(value)):
+        return None  # other code: run after the parameters (parameter_code)
+    if value is None:
         problems.append(
             _problem(
                 code,
                 statement.lineno,
-                f"parameter {target!r} is set to {ast.unparse(value)!r}, which is not a literal."
-                if value is not None
-                else f"parameter {target!r} has no value.",
-                LITERAL_FIX,
+                f"parameter {target!r} has no value.",
+                "Give it a literal default, e.g. 'n: int = 10'.",
             )
         )
         return None
+    default = ast.literal_eval(value)
     kind = annotation or type_name(default)
     help_text = comments.get(statement.end_lineno or statement.lineno, "")
     return Parameter(
         target, default, kind, help_text, CellRef(code.cell.index, code.cell.id), statement.lineno
     )
+
+
+def _is_parameter(statement: ast.stmt) -> bool:
+    """A literal assignment to one name (an annotation without value counts: it is reported)."""
+    target, value, _ = _assignment(statement)
+    return target is not None and (value is None or _is_literal(value))
+
+
+def _is_literal(value: ast.expr) -> bool:
+    try:
+        ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def _assignment(statement: ast.stmt) -> tuple[str | None, ast.expr | None, str | None]:

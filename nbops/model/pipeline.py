@@ -41,6 +41,21 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class ParameterCode:
+    """The statements of a parameters cell that set no parameter: comments, prints, values
+    computed from parameters. papermill runs them as part of the cell; nbops runs them after
+    the parameter values are injected, first thing in setup, so every step sees what they
+    compute (`writes`). `source` is the cell with only those lines kept, numbered as the cell.
+    """
+
+    cell: CellRef
+    lines: tuple[int, ...]
+    source: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Step:
     """A named run of cells. `inputs` come from earlier steps; `outputs` are read after it."""
 
@@ -53,6 +68,12 @@ class Step:
     parameters: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     files_written: tuple[str, ...] = ()
+    # The name as the notebook writes it (`data-loading`, Kale's way) when that is not `name`.
+    title: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.name
 
     def __post_init__(self) -> None:
         if not is_step_name(self.name):
@@ -153,6 +174,8 @@ class Metrics:
 class Pipeline:
     notebook: Notebook
     parameters: tuple[Parameter, ...] = ()
+    # Run after the parameters are injected and before the setup cells, in this order.
+    parameter_code: tuple[ParameterCode, ...] = ()
     setup: tuple[CellRef, ...] = ()
     steps: tuple[Step, ...] = ()
     edges: tuple[Edge, ...] = ()
@@ -194,8 +217,9 @@ class Pipeline:
             )
 
     def step(self, name: str) -> Step:
+        """The step called `name`, by its Python name or as the notebook writes it."""
         for step in self.steps:
-            if step.name == name:
+            if name in (step.name, step.title):
                 return step
         known = ", ".join(s.name for s in self.steps) or "none"
         raise KeyError(f"no step named {name!r} (steps: {known})")

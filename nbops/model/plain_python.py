@@ -24,6 +24,7 @@ from nbops.model.tags import OPTION_LINE
 # What generated code imports for a converted cell: (module, name); name None for `import module`.
 Import = tuple[str, str | None]
 SUBPROCESS: Import = ("subprocess", None)
+SHLEX: Import = ("shlex", None)
 PATH: Import = ("pathlib", "Path")
 
 # Line magics whose argument is the statement they run (`%time y = f(x)`).
@@ -34,6 +35,9 @@ CAPTURE_MAGICS = frozenset({"sx", "system"})
 SHELL_CELL_MAGICS: dict[str, str | None] = {"bash": "/bin/bash", "sh": None}
 # Cell magics that only show their body in the notebook.
 DISPLAY_CELL_MAGICS = frozenset({"html", "HTML", "markdown", "javascript", "js", "latex", "svg"})
+# A shell command's output, stderr included, comes back as text to be printed: through
+# sys.stdout it reaches the step's log (or the notebook), where a child's own stdout would not.
+SHOWN_OUTPUT = ("stdout=subprocess.PIPE", "stderr=subprocess.STDOUT", "text=True")
 # Installing packages belongs in the build's requirements, not in a pipeline run.
 INSTALL_COMMAND = re.compile(r"^\s*(pip3?|python3? -m pip|conda|mamba|uv pip)\s+install\b")
 # IPython expands `{expr}` and `$name` in shell commands; `{{`, `}}` and `$$` are escapes.
@@ -56,6 +60,9 @@ class PlainPython:
     imports: tuple[Import, ...] = ()
     tree: ast.Module | None = field(default=None, compare=False, repr=False)
     line_offset: int = field(default=0, compare=False, repr=False)
+    # For converted code whose lines are not the cell's one for one (a `!cmd` becomes a call
+    # over several lines): the line of the cell's text each line of the code comes from.
+    source_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     @functools.cached_property
     def syntax(self) -> tuple[ast.Module, int] | None:
@@ -67,6 +74,18 @@ class PlainPython:
             return ast.parse(self.code), 0
         except (SyntaxError, ValueError):
             return None
+
+    def in_cell_lines(self, tree: ast.Module, offset: int) -> ast.Module:
+        """`tree`, parsed from `code`, numbered as the cell's lines: `offset` lines down, and
+        each line of a converted magic as the magic's one line."""
+        if self.source_lines:
+            lines = self.source_lines
+            for node in ast.walk(tree):
+                if "lineno" in node._attributes:
+                    end = getattr(node, "end_lineno", None)
+                    node.lineno = lines[node.lineno - 1]  # type: ignore[attr-defined]
+                    node.end_lineno = lines[end - 1] if end else None  # type: ignore[attr-defined]
+        return ast.increment_lineno(tree, offset)
 
     @functools.cached_property
     def string_lines(self) -> frozenset[int]:
@@ -174,9 +193,23 @@ def _write_file(args: str, body: str) -> PlainPython:
 
 def _shell_script(shell: str | None, body: str) -> PlainPython:
     script = _triple_quoted(_ending_in_newline(body))
-    executable = f'\n    executable="{shell}",' if shell else ""
-    code = f"subprocess.run(\n    {script},\n    shell=True,\n    check=True,{executable}\n)"
-    return PlainPython(code, (SUBPROCESS,))
+    executable = [f'executable="{shell}"'] if shell else []
+    return PlainPython(_printed_run("", script, executable), (SUBPROCESS,))
+
+
+def _printed_run(indent: str, command: str, options: list[str]) -> str:
+    """A shell command run with its output printed, written as ruff formats it (the trailing
+    commas keep it so at any indentation)."""
+    arguments = [command, "shell=True", "check=True", *SHOWN_OUTPUT, *options]
+    lines = [
+        "print(",
+        "    subprocess.run(",
+        *(f"        {argument}," for argument in arguments),
+        "    ).stdout,",
+        '    end="",',
+        ")",
+    ]
+    return "\n".join(indent + line for line in lines)
 
 
 def _ending_in_newline(text: str) -> str:
@@ -198,15 +231,23 @@ def _line_magics(text: str) -> PlainPython:
     transformed = _ipython_transform(text)
     strings = _string_lines(transformed)
     lines: list[str] = []
+    numbers: list[int] = []  # the line of `transformed` each line of `lines` comes from
     imports: dict[Import, None] = {}
     for number, line in enumerate(transformed.split("\n"), start=1):
         if number in strings or "get_ipython()" not in line:
-            lines.append(line)
-            continue
-        converted, needs = _convert_line(line)
-        lines.append(converted)
-        imports.update(dict.fromkeys(needs))
-    return PlainPython(_trimmed("\n".join(lines)), tuple(imports))
+            converted = line
+        else:
+            converted, needs = _convert_line(line)
+            imports.update(dict.fromkeys(needs))
+        parts = converted.split("\n")
+        lines += parts
+        numbers += [number] * len(parts)
+    while lines and not lines[0].strip():  # trimmed, as the cell is
+        lines, numbers = lines[1:], numbers[1:]
+    code = _trimmed("\n".join(lines))
+    spread = numbers[: code.count("\n") + 1]
+    source_lines = tuple(spread) if spread != list(range(1, len(spread) + 1)) else ()
+    return PlainPython(code, tuple(imports), source_lines=source_lines)
 
 
 def _ipython_transform(text: str) -> str:
@@ -274,13 +315,16 @@ def _shell_run(
     if INSTALL_COMMAND.match(command):
         shown = f"{prefix}!{command} (list packages in the build's requirements)"
         return indent + _left_out(shown), ()
-    literal = _expanded_literal(command)
+    # Values put into the command are quoted: a parameter set with -p or through the REST API
+    # is not the notebook author's text, and must stay one word to the shell.
+    literal = _expanded_literal(command, quoted=True)
+    imports = (SUBPROCESS, SHLEX) if "shlex.quote(" in literal else (SUBPROCESS,)
     if capture:
         options = "shell=True, capture_output=True, text=True, check=True"
         run = f"subprocess.run({literal}, {options}).stdout.splitlines()"
     else:
-        run = f"subprocess.run({literal}, shell=True, check=True)"
-    return indent + prefix + run, (SUBPROCESS,)
+        return _printed_run(indent, literal, []), imports
+    return indent + prefix + run, imports
 
 
 def _left_out(what: str) -> str:
@@ -290,8 +334,9 @@ def _left_out(what: str) -> str:
 # string literals, written the way ruff format writes them
 
 
-def _expanded_literal(text: str) -> str:
-    """`text` as IPython expands it: an f-string when it holds `{expr}` or `$name`, else text."""
+def _expanded_literal(text: str, *, quoted: bool = False) -> str:
+    """`text` as IPython expands it: an f-string when it holds `{expr}` or `$name`, else text.
+    `quoted` passes each value through `shlex.quote`, for a shell command."""
     parts: list[tuple[str, bool]] = []  # (text, is_expression)
     position = 0
     for match in SHELL_FIELD.finditer(text):
@@ -309,7 +354,30 @@ def _expanded_literal(text: str) -> str:
         return string_literal("".join(part for part, _ in parts))
     if not all(_is_field(part) for part, is_expression in parts if is_expression):
         return string_literal(text)  # IPython, too, leaves a command it cannot expand alone
+    if quoted:
+        parts = [
+            (_shell_quoted(part) if is_expression else part, is_expression)
+            for part, is_expression in parts
+        ]
     return _fstring(parts)
+
+
+def _shell_quoted(field: str) -> str:
+    """The f-string field `x`, `x!r` or `x:>5` as one that yields the value shell-quoted."""
+    tree = ast.parse(f"f'{{{field}}}'" if "'" not in field else f'f"{{{field}}}"', mode="eval")
+    assert isinstance(tree.body, ast.JoinedStr)
+    value = tree.body.values[0]
+    assert isinstance(value, ast.FormattedValue)
+    text = ast.unparse(value.value)
+    converted = {ord("r"): "repr", ord("a"): "ascii"}.get(value.conversion, "str")
+    spec = value.format_spec
+    if spec is None:
+        return f"shlex.quote({converted}({text}))"
+    if isinstance(spec, ast.JoinedStr) and all(isinstance(p, ast.Constant) for p in spec.values):
+        shown = "".join(str(part.value) for part in spec.values if isinstance(part, ast.Constant))
+        inner = text if converted == "str" else f"{converted}({text})"
+        return f"shlex.quote(format({inner}, {shown!r}))"
+    return field  # a computed format spec: left as IPython writes it
 
 
 def _is_field(text: str) -> bool:

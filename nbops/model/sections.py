@@ -56,6 +56,11 @@ class Section:
         return self.cells[0]
 
     @property
+    def title(self) -> str:
+        """The name as the notebook writes it (`data-loading`); `name` is its Python form."""
+        return self.first.tags.title or self.name or ""
+
+    @property
     def tag(self) -> str:
         return self.first.tag or (self.role.value if self.role else "untagged")
 

@@ -54,6 +54,9 @@ PREFIXED_TAGS: dict[str, Role | str] = {
     "prev": AFTER,  # Kale
 }
 
+# Kale and Kubeflow name steps like `data-loading`: such a name is kept for display and
+# becomes a Python identifier (`data_loading`) for code, the CLI and generated modules.
+DISPLAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 OPTION_LINE = re.compile(r"^#\|\s*nbops\s*:\s*(?P<tags>.*)$")
 ROUTE = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 
@@ -65,6 +68,7 @@ class CellTags:
     role: Role | None = None
     name: str | None = None
     tag: str | None = None
+    title: str | None = None  # the name as written, when it is not a Python identifier
     after: tuple[str, ...] = ()
     injected: bool = False
     example: bool = False
@@ -103,6 +107,7 @@ class _TagReader:
     def __init__(self, cell: Cell) -> None:
         self.cell = cell
         self.roles: list[tuple[Role, str | None, str, int | None]] = []
+        self.titles: dict[str, str] = {}
         self.after: list[str] = []
         self.injected = False
         self.example = False
@@ -139,19 +144,29 @@ class _TagReader:
                     f"{tag!r} does not name a route.", "Write it like 'serve:predict'.", line, tag
                 )
                 return
-        elif not is_step_name(name):
+            self.roles.append((kind, name, tag, line))
+            return
+        if prefix == "block" and not name:
+            return  # Kale 1.x: an empty block continues the step above, as an untagged cell does
+        # `prev:a:b` (Kale) names several parents; any other step name holds no ':'.
+        names = name.split(":") if kind == AFTER else [name]
+        if not all(is_display_name(n) for n in names):
             self._error(
-                f"{tag!r}: step names are Python identifiers, and {name!r} is not one.",
+                f"{tag!r}: step names are letters, digits, '_', '-' and '.', "
+                f"and {name!r} is not one.",
                 f"Rename it, e.g. '{prefix}:{suggest_identifier(name)}'.",
                 line,
                 tag,
             )
             return
+        identifiers = [step_identifier(n) for n in names]
         if kind == AFTER:
-            self.after.append(name)
+            self.after.extend(identifiers)
         else:
             assert isinstance(kind, Role)
-            self.roles.append((kind, name, tag, line))
+            if name != identifiers[0]:
+                self.titles.setdefault(identifiers[0], name)
+            self.roles.append((kind, identifiers[0], tag, line))
 
     def result(self) -> CellTags:
         roles = self.roles
@@ -173,6 +188,7 @@ class _TagReader:
             role=role,
             name=named,
             tag=tag if named == name else f"{role.value}:{named}",
+            title=self.titles.get(named) if named else None,
             after=tuple(self.after),
             injected=self.injected,
             example=self.example,
@@ -239,6 +255,17 @@ class _TagReader:
 
 def is_step_name(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def is_display_name(name: str) -> bool:
+    """A step name nbops accepts: a Python identifier, or a Kale/Kubeflow name like
+    `data-loading` or `2-clean` (letters, digits, '_', '-', '.')."""
+    return is_step_name(name) or bool(DISPLAY_NAME.match(name))
+
+
+def step_identifier(name: str) -> str:
+    """The Python name of a step called `name`: itself when it is one, else the closest one."""
+    return name if is_step_name(name) else suggest_identifier(name)
 
 
 def suggest_identifier(name: str) -> str:

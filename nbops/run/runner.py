@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import importlib
-import io
 import json
 import linecache
 import os
 import secrets
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nbops.errors import PipelineError, StepFailed
+from nbops.model.parameters import parameter_code_key
 from nbops.model.pipeline import CellRef, Pipeline, Step
 from nbops.model.plain_python import PlainPython
 from nbops.model.tags import OPTION_LINE
+from nbops.run.capture import display, to_log
 from nbops.run.fingerprint import can_change, fingerprint
 from nbops.run.home import Home
+from nbops.run.metric_values import split_metrics
 from nbops.run.pids import pid_alive
 from nbops.run.state import RunRecord, StateDb, StepRecord, StoredArtifact
+from nbops.run.store import CorruptArtifact
 
 # Bumped when what a cache key covers changes, so old entries stop matching.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 METRICS_STEP = "metrics"
 
 
@@ -88,7 +90,7 @@ def run_pipeline(
             _run_step(run, step, record.steps[position], force=position >= forced_from)
             if tests:
                 _run_tests(run, step.name)
-        record.metrics = _metrics(run)
+        record.metrics, record.metric_problems = _metrics(run)
         record.status = "succeeded"
     except StepFailed as failure:
         record.status = "failed"
@@ -107,6 +109,7 @@ def _forced_from(pipeline: Pipeline, from_step: str | None, force: bool) -> int:
     if from_step is None:
         return len(pipeline.steps)
     names = [s.name for s in pipeline.steps]
+    from_step = next((s.name for s in pipeline.steps if s.title == from_step), from_step)
     if from_step not in names:
         raise PipelineError(
             f"--from {from_step!r} names no step.", fix=f"Steps are: {', '.join(names)}."
@@ -121,7 +124,11 @@ def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None
     record.cache_key = _cache_key(run, step.cells, step.parameters, input_hashes)
     run.listener(step.name, "start", record)
     cached = None if force else run.db.cached_outputs(record.cache_key)
-    if cached is not None and set(step.outputs) <= set(cached) and _all_stored(run, cached):
+    damaged = _damaged(run, cached or {})
+    if damaged:
+        listed = ", ".join(f"{step.name}.{name}" for name in damaged)
+        record.note = f"re-ran: the stored {listed} was missing or did not match its sha256"
+    if cached is not None and set(step.outputs) <= set(cached) and not damaged:
         record.status, record.outputs = "cached", cached
         # Outputs beyond the step's own are inputs it was seen changing when it ran.
         run.changed_by.update(dict.fromkeys(set(cached) - set(step.outputs), step.name))
@@ -141,10 +148,10 @@ def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None
             raise
         record.duration_s = time.perf_counter() - started
         record.status = "ran"
+        # Later steps read the outputs back from the store, not the objects in memory: as after
+        # a cache hit or `--from`, so every way to the same inputs computes the same bytes.
         run.db.remember_outputs(record.cache_key, run.record.notebook, step.name, record.outputs)
         run.db.observe_changes(run.record.notebook, step.name, changed)
-        for name in (*step.outputs, *changed):
-            run.values[(step.name, name)] = namespace[name]
         run.changed_by.update(dict.fromkeys(changed, step.name))
     run.db.save_run(run.record)
     run.listener(step.name, "end", record)
@@ -197,7 +204,12 @@ def _output(run: _Run, step: str, name: str) -> StoredArtifact:
 
 
 def _all_stored(run: _Run, outputs: dict[str, StoredArtifact]) -> bool:
-    return all(run.home.store.has(a.sha256, a.format) for a in outputs.values())
+    return not _damaged(run, outputs)
+
+
+def _damaged(run: _Run, outputs: dict[str, StoredArtifact]) -> list[str]:
+    """Outputs whose stored object is missing or no longer matches its sha256."""
+    return [name for name, a in outputs.items() if not run.home.store.has(a.sha256, a.format)]
 
 
 def _cache_key(
@@ -211,6 +223,7 @@ def _cache_key(
         "parameters": {name: repr(run.parameters[name]) for name in parameters},
         "inputs": inputs,
     }
+    material.update(parameter_code_key(run.pipeline, run.parameters))
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -228,22 +241,43 @@ def _setup_namespace(run: _Run) -> dict[str, Any]:
     if run.setup is None:
         namespace: dict[str, Any] = {"__name__": "__main__", "display": display}
         namespace.update(run.parameters)  # setup may read parameters, as in the notebook
+        _run_parameter_code(run, namespace)
         _execute(run, "setup", run.pipeline.setup, namespace)
         run.setup = {k: v for k, v in namespace.items() if k not in run.parameters}
     return run.setup
 
 
-def display(*objects: Any, **_: Any) -> None:
-    """IPython's `display`, as a plain run shows it: each object's repr, in the step's log."""
-    for obj in objects:
-        print(repr(obj))
+def _run_parameter_code(run: _Run, namespace: dict[str, Any]) -> None:
+    """The parameters cell's statements that are not parameters, run after the values are
+    injected and before setup; their output goes to the setup log."""
+    log_path = run.home.log_dir(run.record.run_id) / "setup.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    for part in run.pipeline.parameter_code:
+        filename = cell_filename(run.pipeline, part.cell)
+        source = run.pipeline.notebook.cells[part.cell.index].source
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        failure = None
+        with open(log_path, "a") as log, to_log(log):
+            try:
+                exec(compile(part.source, filename, "exec"), namespace)  # as papermill runs it
+            except Exception as error:
+                failure = _step_failure(run, "setup", part.cell, error, log_path, "parameters")
+        if failure is not None:
+            raise failure
 
 
 def _value(run: _Run, producer: str, name: str) -> Any:
     key = (producer, name)
     if key not in run.values:
         stored = _output(run, producer, name)
-        run.values[key] = run.home.store.get(stored.sha256, stored.format)
+        try:
+            run.values[key] = run.home.store.get(stored.sha256, stored.format)
+        except CorruptArtifact as error:
+            raise StepFailed(
+                f"the stored {producer}.{name} does not match its sha256, so it is not loaded.",
+                where=str(error.path),
+                fix=f"Run again with --force: step {producer!r} recomputes it.",
+            ) from None
     return run.values[key]
 
 
@@ -281,7 +315,7 @@ def _execute(
         code, imports = _compiled(run.pipeline, ref)
         namespace.update(imports)
         failure = None
-        with open(cell_output_path(run_dir, ref), "w") as out, _redirected(out):
+        with open(cell_output_path(run_dir, ref), "w") as out, to_log(out):
             try:
                 exec(code, namespace)  # the user's own cell, as the notebook runs it
             except Exception as error:
@@ -294,12 +328,6 @@ def _execute(
 
 def cell_output_path(run_dir: Path, ref: CellRef) -> Path:
     return run_dir / f"cell-{ref.index}.out"
-
-
-@contextlib.contextmanager
-def _redirected(log: io.TextIOBase) -> Iterator[None]:
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        yield
 
 
 def cell_filename(pipeline: Pipeline, ref: CellRef) -> str:
@@ -320,15 +348,16 @@ def _compiled(pipeline: Pipeline, ref: CellRef) -> tuple[Any, dict[str, Any]]:
         else importlib.import_module(module)
         for module, name in plain.imports
     }
-    return compile(tree, filename, "exec"), imports
+    # dont_inherit: the cell runs with its own __future__ imports, not this module's.
+    return compile(tree, filename, "exec", dont_inherit=True), imports
 
 
 def _tree_with_cell_lines(plain: PlainPython, dropped: int, filename: str) -> ast.Module:
     """The code's tree numbered as the cell's lines: the analysed tree itself for a cell run
     as written; a fresh parse, moved down, for code after a cell magic or converted."""
-    if plain.syntax is not None and plain.syntax[1] == dropped:
+    if plain.syntax is not None and plain.syntax[1] == dropped and not plain.source_lines:
         return plain.syntax[0]
-    return ast.increment_lineno(ast.parse(plain.code, filename), dropped)
+    return plain.in_cell_lines(ast.parse(plain.code, filename), dropped)
 
 
 def _dropped_lines(source: str) -> int:
@@ -375,6 +404,14 @@ def _store_outputs(run: _Run, step: Step, namespace: dict[str, Any]) -> dict[str
             )
         try:
             digest, fmt = run.home.store.put(namespace[name])
+        except OSError as error:  # the disk, not the value: full, or over `ulimit -f`
+            raise StepFailed(
+                f"step {step.name!r} output {name!r} could not be written to the store: "
+                f"{error.strerror or error}.",
+                where=str(run.home.store.root),
+                fix="Free disk space or raise the file-size limit (ulimit -f), then run again: "
+                "the steps before it are cached.",
+            ) from None
         except Exception as error:
             raise StepFailed(
                 f"step {step.name!r} output {name!r} ({type(namespace[name]).__name__}) cannot "
@@ -386,34 +423,26 @@ def _store_outputs(run: _Run, step: Step, namespace: dict[str, Any]) -> dict[str
     return outputs
 
 
-def _metrics(run: _Run) -> dict[str, float]:
-    """Metric values, cached like a step: their cells, setup, parameters and input hashes."""
+def _metrics(run: _Run) -> tuple[dict[str, float], dict[str, str]]:
+    """The metrics and why other values the metrics cells name are none (metric_values.py),
+    cached like a step: their cells, setup, parameters and input hashes."""
     metrics = run.pipeline.metrics
     if not metrics.names:
-        return {}
+        return {}, {}
     inputs = _effective_producers(run, dict(metrics.inputs))
     hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
     key = _cache_key(run, metrics.cells, tuple(run.parameters), hashes)
     cached = run.db.cached_outputs(key)
     if cached and METRICS_STEP in cached and _all_stored(run, cached):
         stored = cached[METRICS_STEP]
-        values: dict[str, float] = run.home.store.get(stored.sha256, stored.format)
-        return values
+        values, problems = run.home.store.get(stored.sha256, stored.format)
+        return values, problems
     namespace = _namespace(run, inputs)
     _execute(run, METRICS_STEP, metrics.cells, namespace)
-    numbers = {name: _number(namespace.get(name)) for name in metrics.names}
-    values = {name: number for name, number in numbers.items() if number is not None}
-    stored = StoredArtifact(*run.home.store.put(values))
+    values, problems = split_metrics(namespace, metrics.names)
+    stored = StoredArtifact(*run.home.store.put((values, problems)))
     run.db.remember_outputs(key, run.record.notebook, METRICS_STEP, {METRICS_STEP: stored})
-    return values
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None  # NaN is not a usable metric
+    return values, problems
 
 
 def _new_run_id() -> str:

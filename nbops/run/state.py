@@ -92,6 +92,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (notebook, step, name)
     );
     """,
+    # Values of the metrics cells that are not numbers, with why: {name: "is a str, not a number"}
+    """
+    ALTER TABLE runs ADD COLUMN metric_problems TEXT NOT NULL DEFAULT '{}';
+    """,
     # Processes named by pid and start time (a reused pid is never taken for them); each
     # name's supervisor and what it reports; operations hold expiring leases, not pids.
     """
@@ -129,14 +133,16 @@ class StepRecord:
     duration_s: float = 0.0
     cache_key: str | None = None
     outputs: dict[str, StoredArtifact] = field(default_factory=dict)
+    note: str = ""  # why a cached step ran again (a damaged object), for this run's output
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "name": self.name,
             "status": self.status,
             "duration_s": round(self.duration_s, 4),
             "outputs": {name: a.sha256 for name, a in self.outputs.items()},
         }
+        return {**found, "note": self.note} if self.note else found
 
 
 @dataclass
@@ -149,6 +155,8 @@ class RunRecord:
     ended_at: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    # Names the metrics cells assign whose values are not numbers, with why (metric_values.py).
+    metric_problems: dict[str, str] = field(default_factory=dict)
     steps: list[StepRecord] = field(default_factory=list)
     error: dict[str, Any] | None = None
     pid: int | None = None
@@ -164,6 +172,7 @@ class RunRecord:
             "steps": [step.as_dict() for step in self.steps],
             "parameters": self.parameters,
             "metrics": self.metrics,
+            "metric_problems": self.metric_problems,
             "error": self.error,
         }
 
@@ -221,7 +230,9 @@ class StateDb(Database):
         """Insert or replace the whole record in one transaction."""
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs (id, notebook, notebook_sha256, status, started_at, "
+                "ended_at, parameters, metrics, error, pid, metric_problems) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.notebook,
@@ -233,6 +244,7 @@ class StateDb(Database):
                     json.dumps(run.metrics),
                     json.dumps(run.error) if run.error else None,
                     run.pid,
+                    json.dumps(run.metric_problems),
                 ),
             )
             conn.execute("DELETE FROM run_steps WHERE run_id = ?", (run.run_id,))
@@ -303,6 +315,7 @@ class StateDb(Database):
             ended_at=row["ended_at"],
             parameters=json.loads(row["parameters"]),
             metrics=json.loads(row["metrics"]),
+            metric_problems=json.loads(row["metric_problems"]),
             steps=steps,
             error=json.loads(row["error"]) if row["error"] else None,
             pid=row["pid"],

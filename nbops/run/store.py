@@ -1,15 +1,22 @@
 """A content-addressed artifact store: values serialised by type, named by their sha256.
 
+Every read checks the bytes against the sha256 they are named by before anything is
+deserialised: a pickle is code, so an object someone swapped or damaged is refused, never
+loaded. Writing an object again replaces a file whose content does not match.
+
 This module depends on nothing else in nbops: builds copy it next to the generated pipeline, so
 `python -m pipeline` stores and hashes artifacts exactly as `nbops run` does.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import io
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -107,10 +114,109 @@ def _pickle(value: Any) -> bytes:
 
 
 def _cloudpickle(value: Any) -> bytes:
-    import cloudpickle
+    buffer = io.BytesIO()
+    _canonical_pickler()(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
 
-    data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return data
+
+# The generated package defines a step's classes and functions inside the step's function, so
+# their qualified names begin `<step>.<locals>.`; `nbops run` defines them at the top level.
+STEP_MODULES = "pipeline.steps."
+CODE_NAMESPACE = "__main__"  # the module every notebook-defined class and function is saved in
+
+
+@functools.lru_cache(maxsize=1)
+def _canonical_pickler() -> type:
+    """cloudpickle's Pickler, saving the classes and functions a notebook defines (by value) the
+    same way wherever they were defined: `nbops run` runs cells at the top level of a namespace,
+    the generated package inside a step's function in a module. Without this their bytes would
+    hold module names, qualified names, line numbers and a random class id, so the hash of a
+    model of a notebook-defined class would differ between runs and between faces."""
+    import types
+
+    import cloudpickle
+    from cloudpickle import cloudpickle as internals
+
+    def code(value: types.CodeType, step: bool) -> types.CodeType:
+        consts = tuple(
+            code(c, step) if isinstance(c, types.CodeType) else c for c in value.co_consts
+        )
+        if consts and isinstance(consts[0], str) and value.co_name != "<lambda>":
+            consts = (inspect.cleandoc(consts[0]), *consts[1:])  # the docstring, as indented
+        flags = value.co_flags & ~inspect.CO_NESTED  # nested in a step's function, or not
+        value = value.replace(co_consts=consts, co_flags=flags)
+        if sys.version_info >= (3, 11):
+            value = value.replace(
+                co_qualname=_qualname(value.co_qualname, step),
+                co_firstlineno=1,
+                co_linetable=_all_on_line_one(len(value.co_code) // 2),
+            )
+        return value
+
+    class CanonicalPickler(cloudpickle.Pickler):  # type: ignore[misc]
+        def reducer_override(self, obj: Any) -> Any:
+            reduced = super().reducer_override(obj)
+            if not isinstance(reduced, tuple):
+                return reduced
+            if reduced[0] is internals._make_function:
+                return _function(reduced, obj.__module__.startswith(STEP_MODULES))
+            if reduced[0] in (internals._make_skeleton_class, internals._make_skeleton_enum):
+                return _class(reduced, obj)
+            return reduced
+
+    def _function(reduced: tuple[Any, ...], step: bool) -> tuple[Any, ...]:
+        make, (func_code, _, *rest), (state, slots), *tail = reduced
+        slots = {
+            **slots,
+            "__module__": CODE_NAMESPACE,
+            "__qualname__": _qualname(slots["__qualname__"], step),
+            "__doc__": inspect.cleandoc(slots["__doc__"]) if slots["__doc__"] else None,
+        }
+        newargs = (code(func_code, step), {"__name__": CODE_NAMESPACE}, *rest)
+        return (make, newargs, (state, slots), *tail)
+
+    def _class(reduced: tuple[Any, ...], cls: type) -> tuple[Any, ...]:
+        make, (kind, name, bases, kwargs, _, extra), (clsdict, slots), *tail = reduced
+        step = cls.__module__.startswith(STEP_MODULES)
+        clsdict = {
+            **clsdict,
+            "__module__": CODE_NAMESPACE,
+            # A fresh string: an interned one would be saved as a reference to its first use.
+            "__qualname__": "".join(_qualname(cls.__qualname__, step)),
+            "__doc__": inspect.cleandoc(cls.__doc__) if cls.__doc__ else None,
+        }
+        kwargs = {**kwargs, "__module__": CODE_NAMESPACE} if "__module__" in kwargs else kwargs
+        newargs = (kind, name, bases, kwargs, _class_id(clsdict), extra)
+        return (make, newargs, (clsdict, slots), *tail)
+
+    return CanonicalPickler
+
+
+def _all_on_line_one(units: int) -> bytes:
+    """A location table (Python 3.11+) putting each of `units` code units on line 1, without
+    columns: where each face's lines and columns differ, none is kept (cloudpickle names the
+    file `<dynamic-code>` already)."""
+    no_columns = 13  # PY_CODE_LOCATION_INFO_NO_COLUMNS, then the line delta: 0
+    return b"".join(
+        bytes([0x80 | no_columns << 3 | (min(8, units - start) - 1), 0])
+        for start in range(0, units, 8)
+    )
+
+
+def _qualname(qualname: str, step: bool) -> str:
+    """The name as `nbops run` gives it: without the `<step>.<locals>.` of a generated step."""
+    return qualname.split(".<locals>.", 1)[-1] if step else qualname
+
+
+def _class_id(clsdict: dict[str, Any]) -> str:
+    """cloudpickle's id of a class (a class loaded twice is one class): from what the class is,
+    not a random one, so the bytes are the same each time."""
+    digest = hashlib.sha256(clsdict["__qualname__"].encode())
+    for name, value in sorted(clsdict.items()):
+        function = getattr(value, "__func__", value)
+        body = getattr(getattr(function, "__code__", None), "co_code", b"")
+        digest.update(f"{name}:{type(value).__name__}:".encode() + body)
+    return digest.hexdigest()
 
 
 PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes)
@@ -136,9 +242,19 @@ _WRITERS = {
 
 def _loaded(module: str) -> Any:
     """A library the value could come from, only if the user's code already imported it."""
-    import sys
-
     return sys.modules.get(module)
+
+
+class CorruptArtifact(Exception):
+    """A stored object whose bytes do not match the sha256 it is named by."""
+
+    def __init__(self, path: Path, found: str) -> None:
+        self.path = path
+        self.found = found
+        super().__init__(
+            f"{path} does not match its sha256 (its content hashes to {found[:12]}...): it was "
+            "changed or damaged after it was written, so it is not loaded."
+        )
 
 
 class ArtifactStore:
@@ -154,16 +270,34 @@ class ArtifactStore:
         """Store a value; returns its sha256 and format. Storing it again costs no write."""
         data, fmt = serialise(value)
         digest = hashlib.sha256(data).hexdigest()
-        target = self.path(digest, fmt)
-        if not target.exists():
-            write_atomic(target, data)
+        if not self.has(digest, fmt):  # missing, or there but damaged: (re)write it
+            write_atomic(self.path(digest, fmt), data)
         return digest, fmt
 
     def get(self, digest: str, fmt: str) -> Any:
-        return deserialise(self.path(digest, fmt).read_bytes(), fmt)
+        """The value, once its bytes match `digest`; CorruptArtifact otherwise."""
+        path = self.path(digest, fmt)
+        data = path.read_bytes()
+        found = hashlib.sha256(data).hexdigest()
+        if found != digest:
+            raise CorruptArtifact(path, found)
+        return deserialise(data, fmt)
 
     def has(self, digest: str, fmt: str) -> bool:
-        return self.path(digest, fmt).is_file()
+        """Whether the object is there and its bytes still match its name."""
+        path = self.path(digest, fmt)
+        try:
+            return _file_sha256(path) == digest
+        except OSError:
+            return False
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(target: Path, data: bytes) -> None:

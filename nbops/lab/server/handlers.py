@@ -103,6 +103,10 @@ class NbopsHandler(APIHandler):
             data = json.loads(self.request.body or b"{}")
         except ValueError:
             raise BadRequest("the body is not JSON.", fix="Send a JSON object.") from None
+        except RecursionError:
+            raise BadRequest(
+                "the body is nested too deeply.", fix="Send the notebook's JSON as saved."
+            ) from None
         if not isinstance(data, dict):
             raise BadRequest("the body is not a JSON object.", fix="Send a JSON object.")
         return data
@@ -174,11 +178,18 @@ class LineageHandler(NbopsHandler):
                 "'notebook' must be the notebook's JSON.", fix='Send {"notebook": {...}}.'
             )
         label = text(body, "path") or "untitled.ipynb"
-        on_disk = self.notebook(label).os_path if text(body, "path") else None
+        on_disk = self._saved_file(label) if text(body, "path") else None
         reply = await self.off_loop(
             operations.lineage_of_content, content, label, on_disk, self.home
         )
         self.reply(reply)
+
+    def _saved_file(self, label: str) -> Path | None:
+        """The notebook's file, whose runs may have seen changes in place; None if unsaved."""
+        try:
+            return self.notebook(label).os_path
+        except NbopsError:  # not saved yet, or a label outside the root: just the content
+            return None
 
 
 class CheckHandler(NbopsHandler):

@@ -25,6 +25,10 @@ class ApiPath:
     os_path: Path
 
 
+# Linux's PATH_MAX: no file can have a longer path, so a longer one is refused unread.
+MAX_PATH_CHARACTERS = 4096
+
+
 def resolve_api_path(root_dir: Path, api_path: str, *, allow_hidden: bool = False) -> ApiPath:
     """The file an API path names, checked to lie inside `root_dir` once symlinks are followed.
 
@@ -33,6 +37,12 @@ def resolve_api_path(root_dir: Path, api_path: str, *, allow_hidden: bool = Fals
     """
     if not api_path.strip() or "\0" in api_path:
         raise PathRefused(f"{api_path!r} is not a notebook path.", fix=ROOT_FIX)
+    if len(api_path) > MAX_PATH_CHARACTERS:
+        raise PathRefused(
+            f"a path of {len(api_path):,} characters is longer than any file's "
+            f"({MAX_PATH_CHARACTERS:,} at most).",
+            fix=ROOT_FIX,
+        )
     if PurePosixPath(api_path).is_absolute() or Path(api_path).is_absolute():
         raise PathRefused(f"{api_path}: absolute paths are refused.", fix=ROOT_FIX)
     root = root_dir.resolve()
@@ -44,15 +54,22 @@ def resolve_api_path(root_dir: Path, api_path: str, *, allow_hidden: bool = Fals
         raise PathRefused(
             f"{api_path}: is hidden, and Jupyter is set not to serve hidden files.", fix=ROOT_FIX
         )
-    real = lexical.resolve()
+    try:
+        real = lexical.resolve()
+        real.is_file()
+    except OSError as error:  # a loop of links, a name too long for the filesystem
+        raise PathRefused(
+            f"{api_path[:200]}: cannot be resolved ({error.strerror}).", fix=ROOT_FIX
+        ) from None
     if not real.is_relative_to(root):
         raise PathRefused(
             f"{api_path}: leads outside the Jupyter root folder through a symbolic link.",
             fix=ROOT_FIX,
         )
     if not real.is_file():
+        what = "is a folder, not a notebook." if real.is_dir() else "is not a notebook file."
         raise NotebookNotFound(
-            "no such notebook file." if not real.exists() else "is a folder, not a notebook.",
+            "no such notebook file." if not real.exists() else what,
             where=relative.as_posix(),
             fix="Check the path; it is relative to the folder Jupyter serves.",
         )

@@ -1,7 +1,9 @@
 """Run the churn pipeline: `python -m pipeline [--param NAME=VALUE ...] [--store DIR] [--json]`.
 
 Steps run in order. Each output goes to a content-addressed artifact store (its name is its
-sha256) and, in memory, to the steps that read it; then the metrics are computed.
+sha256) and, in memory, to the steps that read it; then the metrics are computed. What the setup
+code, each step and the metrics print, display and warn goes to `<logs>/<step>.log`, as in
+`nbops run`.
 
 Generated from churn.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
@@ -10,15 +12,19 @@ import argparse
 import ast
 import contextlib
 import difflib
+import importlib
 import json
 import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import dag, parameters
+from .capture import step_log
+from .metric_values import metric_warning, split_metrics
 from .store import ArtifactStore
 
 
@@ -38,13 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.json:
             with _stdout_to_stderr():
-                result = run(store, report=lambda line: None)
+                result = run(store, Path(args.logs), report=lambda line: None)
             print(json.dumps(result, indent=2))
         else:
-            result = run(store)
+            result = run(store, Path(args.logs))
             for name, value in result["metrics"].items():
                 print(f"{name} = {value:.6g}")
-            print(f"artifacts stored in {args.store}")
+            print(f"artifacts stored in {args.store}, logs in {args.logs}")
+        for name, problem in result["metric_problems"].items():
+            print(f"warning: {metric_warning(name, problem)}", file=sys.stderr)
     except StepFailed as failure:
         sys.stdout.flush()
         traceback.print_exception(failure.__cause__ or failure)
@@ -53,24 +61,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run(store: ArtifactStore, report: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every step in order: {"steps": {step: {artifact: sha256}}, "metrics": {name: value}}."""
+def run(store: ArtifactStore, logs: Path, report: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every step in order: {"steps": {step: {artifact: sha256}}, "metrics": {name: value},
+    "metric_problems": {name: why it is not a number}}."""
+    with step_log(logs / "setup.log"):
+        importlib.import_module(".shared", __package__)  # setup runs once, before the steps
     values: dict[tuple[str, str], Any] = {}  # (step, artifact) -> the value that step made
     hashes: dict[str, dict[str, str]] = {}
     width = max((len(step.name) for step in dag.STEPS), default=0)
     for step in dag.STEPS:
         arguments = _arguments(step.inputs, step.parameters, values)
-        outputs, seconds = _call(f"step {step.name!r}", step.cells, step.load, arguments)
+        with step_log(logs / f"{step.name}.log"):
+            outputs, seconds = _call(f"step {step.name!r}", step.cells, step.load, arguments)
         hashes[step.name] = {}
         for name in step.outputs:
-            values[(step.name, name)] = outputs[name]
-            hashes[step.name][name] = store.put(outputs[name])[0]
+            # Later steps read the value back from the store, as `nbops run` does: the same
+            # inputs, to the byte, whether a step runs after another or on its own.
+            digest, fmt = _stored(store, step.name, name, outputs[name])
+            values[(step.name, name)] = store.get(digest, fmt)
+            hashes[step.name][name] = digest
         report(f"{step.name:<{width}}  {seconds:7.2f} s  {', '.join(step.outputs) or '-'}")
     metrics: dict[str, float] = {}
+    problems: dict[str, str] = {}
     if dag.METRICS is not None:
         arguments = _arguments(dag.METRICS.inputs, dag.METRICS.parameters, values)
-        metrics, _ = _call("the metrics", dag.METRICS.cells, dag.METRICS.load, arguments)
-    return {"steps": hashes, "metrics": metrics}
+        with step_log(logs / "metrics.log"):
+            found, _ = _call("the metrics", dag.METRICS.cells, dag.METRICS.load, arguments)
+        metrics, problems = split_metrics(found, dag.METRICS.names)
+    return {"steps": hashes, "metrics": metrics, "metric_problems": problems}
+
+
+def _stored(store: ArtifactStore, step: str, name: str, value: Any) -> tuple[str, str]:
+    """The value's sha256 and format, once stored; a value the store cannot hold stops the run."""
+    try:
+        return store.put(value)
+    except Exception as error:
+        kind = type(value).__name__
+        message = f"step {step!r} output {name!r} ({kind}) cannot be stored: {error}"
+        raise StepFailed(message) from error
 
 
 def _arguments(
@@ -169,6 +197,12 @@ def _parser() -> argparse.ArgumentParser:
         default=".pipeline-store",
         metavar="DIR",
         help="the artifact store's folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--logs",
+        default=".pipeline-logs",
+        metavar="DIR",
+        help="where each step's log goes, as <step>.log (default: %(default)s)",
     )
     parser.add_argument(
         "--json",

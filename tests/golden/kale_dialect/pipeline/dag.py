@@ -30,16 +30,18 @@ class Step:
 
 @dataclass(frozen=True)
 class Metrics:
-    """What `metrics.compute_metrics` reads: artifacts (each from its step) and parameters."""
+    """What `metrics.compute_metrics` reads (artifacts, each from its step, and parameters) and
+    the names of the values it returns: those that are numbers are the metrics."""
 
     cells: tuple[int, ...]
     inputs: Mapping[str, str]
     parameters: tuple[str, ...]
+    names: tuple[str, ...]
 
-    def load(self) -> Callable[..., dict[str, float]]:
+    def load(self) -> Callable[..., dict[str, Any]]:
         """`compute_metrics`, imported only now."""
         module = importlib.import_module(".metrics", __package__)
-        function: Callable[..., dict[str, float]] = module.compute_metrics
+        function: Callable[..., dict[str, Any]] = module.compute_metrics
         return function
 
 
@@ -89,4 +91,5 @@ METRICS: Metrics | None = Metrics(
     cells=(12,),
     inputs={"accuracy": "train", "f1_macro": "train"},
     parameters=(),
+    names=("accuracy", "f1_macro"),
 )

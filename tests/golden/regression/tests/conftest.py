@@ -1,7 +1,8 @@
 """Fixtures for the tests generated from the test cells of regression.ipynb.
 
 `artifacts` maps "<step>.<name>" to the value that step made, loaded on first use from the
-artifact store that tests/artifacts.json indexes: the build's artifacts/ folder, or $NBOPS_STORE.
+artifact stores that tests/artifacts.json indexes: the build's artifacts/ folder (what the
+service reads) and tests/artifacts/ (what only the tests read), or $NBOPS_STORE.
 `parameters` holds the parameter values of the run that made them: tests/parameters.json when
 the build wrote one, else the defaults in pipeline/parameters.py.
 
@@ -29,19 +30,20 @@ if str(ROOT) not in sys.path:
 class Artifacts(Mapping[str, Any]):
     """Artifacts by "<step>.<name>", each loaded from the store when a test first reads it."""
 
-    def __init__(self, index: Mapping[str, Mapping[str, str]], root: Path) -> None:
+    def __init__(self, index: Mapping[str, Mapping[str, str]], roots: list[Path]) -> None:
         from pipeline.store import ArtifactStore
 
         self._index = index
-        self._store = ArtifactStore(root)
+        self._stores = [ArtifactStore(root) for root in roots]
         self._loaded: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._loaded:
             if key not in self._index:
                 raise KeyError(f"{key!r} is not in {INDEX}; rebuild so the run records it")
-            entry = self._index[key]
-            self._loaded[key] = self._store.get(entry["sha256"], entry["format"])
+            sha256, fmt = self._index[key]["sha256"], self._index[key]["format"]
+            store = next((s for s in self._stores if s.has(sha256, fmt)), self._stores[0])
+            self._loaded[key] = store.get(sha256, fmt)
         return self._loaded[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -62,8 +64,9 @@ def artifact_index() -> dict[str, dict[str, str]]:
 @pytest.fixture
 def artifacts(artifact_index: dict[str, dict[str, str]]) -> Artifacts:
     """A fresh view for each test, so a test that changes a value leaves the next one alone."""
-    root = Path(os.environ.get("NBOPS_STORE", ROOT / "artifacts"))
-    return Artifacts(artifact_index, root)
+    if "NBOPS_STORE" in os.environ:
+        return Artifacts(artifact_index, [Path(os.environ["NBOPS_STORE"])])
+    return Artifacts(artifact_index, [ROOT / "artifacts", ROOT / "tests" / "artifacts"])
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 Generated from regression.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
 
+import shlex
 import subprocess
 from typing import Any
 
@@ -18,6 +19,16 @@ def load() -> dict[str, Any]:
     # cell 4 (id regression-04)
     patients = load_diabetes(as_frame=True).frame
     n_rows = len(patients)
-    subprocess.run(f'echo "rows: {n_rows}"', shell=True, check=True)
+    print(
+        subprocess.run(
+            f'echo "rows: {shlex.quote(str(n_rows))}"',
+            shell=True,
+            check=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ).stdout,
+        end="",
+    )
 
     return {"patients": patients}
