@@ -268,14 +268,43 @@ def test_two_deploys_of_one_name_at_once_do_not_corrupt_the_state(project: Proje
     assert sum(h["current"] for h in history) == 1
 
 
-def test_a_killed_service_is_reported_dead(project: Project) -> None:
+def test_a_killed_service_is_restarted_by_its_supervisor(project: Project) -> None:
     (row,) = project.status()
     os.kill(row["pid"], signal.SIGKILL)
     time.sleep(0.3)
     (after,) = project.status()
-    assert after["health"] == "dead"
-    assert after["status"] == "failed"
-    assert f"pid {row['pid']}" in after["reason"]
+    assert after["health"] in ("down (restarting)", "ok")
+    assert after["status"] == "healthy"
+    deadline = time.monotonic() + 10
+    while predict(project.url, 3.0)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert result_of(predict(project.url, 3.0)[1]) == 18.0
+    (restarted,) = project.status()
+    assert (restarted["version"], restarted["health"]) == (row["version"], "ok")
+    assert restarted["pid"] != row["pid"]
+    assert restarted["proxy"] == "up"
+
+
+def test_stop_never_kills_a_process_that_reused_a_recorded_pid(project: Project) -> None:
+    import sqlite3
+
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        db = sqlite3.connect(project.root / ".nbops" / "state.db")
+        with db:  # an old version's row now names the stranger's pid (as after a pid reuse)
+            db.execute(
+                "UPDATE deployments SET pid = ? WHERE name = 'model' AND version = 2",
+                (stranger.pid,),
+            )
+        db.close()
+        assert project.nbops("stop", "model").returncode == 0
+        project.deploy(2)
+        assert project.nbops("stop", "model").returncode == 0
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert project.nbops("status", "model", "--format", "json").returncode == 0
 
 
 def test_stop_stops_the_stable_url(project: Project) -> None:

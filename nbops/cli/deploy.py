@@ -125,7 +125,8 @@ def _build_folder(target: str, params: tuple[str, ...]) -> Path:
 @click.argument("name", required=False)
 @format_option("text", "json")
 def status(name: str | None, fmt: str) -> None:
-    """Deployments, checked now: status, version, URL, uptime, health, requests served."""
+    """Deployments, checked now: status, version, URL, uptime, health (the version's process
+    and /healthz; the proxy on the stable port when it does not answer), requests served."""
     import json
 
     from nbops.deploy import local as deploying
@@ -136,6 +137,11 @@ def status(name: str | None, fmt: str) -> None:
         return
     from nbops.cli.terminal import console, deployments_table, show
 
+    for row in rows:
+        if row["proxy"] not in ("up", "-"):  # the stable URL does not answer, whatever the version
+            row["health"] = f"{row['health']}; proxy {row['proxy']}"
+        if row["supervisor"] == "down":
+            row["health"] = f"{row['health']}; unsupervised"
     show(console(), deployments_table(rows))
 
 

@@ -21,24 +21,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbops.deploy import processes, records
+from nbops.deploy import health, processes, records
+from nbops.deploy.health import status
 from nbops.deploy.processes import NotHealthy
 from nbops.deploy.records import Deployment
 from nbops.errors import NbopsError
 from nbops.model.pipeline import Pipeline
 from nbops.run.home import Home
-from nbops.run.pids import pid_alive
+from nbops.run.pids import same_process, start_time
 from nbops.run.runner import Listener
 
 DEFAULT_PORT = 8000
 # What the build's smoke tests send a route without an example request: a field no function
 # takes, which a served route refuses with 422 before calling the function.
 UNKNOWN_FIELD = {"no such argument": 1}
-OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/version", "/docs", ""})
 SWITCH_TIMEOUT_S = 10.0
+SUPERVISOR_TIMEOUT_S = 20.0
+# For the fault-injection tests only: "STAGE" or "STAGE:SECONDS" holds the deploy that long (1 s
+# by default) right after it announces STAGE, so a process killed from outside dies in it.
+PAUSE_AT_ENV = "NBOPS_TEST_PAUSE_AT"
 
 # Told each stage as it starts: "snapshot", "starting", "ready", "smoke", "promoting", ...
 StageListener = Callable[[str, str], None]
+__all__ = ["deploy", "deploy_notebook", "rollback", "status", "stop"]
 
 
 class DeployError(NbopsError):
@@ -75,12 +80,12 @@ def deploy(
     manifest = read_manifest(build_dir)
     name = name or manifest["name"]
     db = home.db()
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name) as lease:
         stable_port = _stable_port(db, name, port)
         version = _new_version(
             db, name, manifest["notebook"]["sha256"], stable_port, via, "starting"
         )
-        return _deploy_build(home, name, version, build_dir, stable_port, on_stage)
+        return _deploy_build(home, lease, version, build_dir, stable_port, on_stage)
 
 
 def deploy_notebook(
@@ -104,7 +109,7 @@ def deploy_notebook(
     name = name or pipeline.notebook.name
     stage = on_stage or (lambda *_: None)
     db = home.db()
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name) as lease:
         stable_port = _stable_port(db, name, port)
         version = _new_version(db, name, pipeline.notebook.sha256, stable_port, via, "building")
         stage("building", f"running and building {pipeline.notebook.display_name}")
@@ -118,7 +123,7 @@ def deploy_notebook(
             )
             stage("failed", failure.render())
             return _get(db, name, version)
-        return _deploy_build(home, name, version, out, stable_port, on_stage)
+        return _deploy_build(home, lease, version, out, stable_port, on_stage)
 
 
 def _new_version(
@@ -151,13 +156,14 @@ def _new_version(
 
 def _deploy_build(
     home: Home,
-    name: str,
+    lease: records.Lease,
     version: int,
     build_dir: Path,
     stable_port: int,
     on_stage: StageListener | None,
 ) -> Deployment:
     stage = on_stage or (lambda *_: None)
+    name = lease.name
     manifest = read_manifest(build_dir)
     stage("snapshot", f"copying the build as {name} v{version}")
     snapshot = _snapshot(build_dir, home, name, version)
@@ -171,7 +177,7 @@ def _deploy_build(
         notebook_sha256=manifest["notebook"]["sha256"],
         run_id=manifest.get("run_id"),
     )
-    return _bring_up(home, name, version, stable_port, stage, replaced_status="stopped")
+    return _bring_up(home, lease, version, stable_port, stage, replaced_status="stopped")
 
 
 def rollback(
@@ -186,58 +192,136 @@ def rollback(
     home = home or Home.default()
     db = home.db()
     stage = on_stage or (lambda *_: None)
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name, "rollback") as lease:
         target = _rollback_target(db, name, to)
         endpoint = records.endpoint(db, name)
-        stable_port = endpoint[0] if endpoint else _stable_port(db, name, None)
+        stable_port = endpoint.port if endpoint else _stable_port(db, name, None)
         records.update(db, name, target.version, status="starting", reason=None, log_tail=None)
-        return _bring_up(home, name, target.version, stable_port, stage, "rolled-back")
+        return _bring_up(home, lease, target.version, stable_port, stage, "rolled-back")
 
 
 def _bring_up(
     home: Home,
-    name: str,
+    lease: records.Lease,
     version: int,
     stable_port: int,
     stage: StageListener,
     replaced_status: str,
 ) -> Deployment:
     db = home.db()
+    name = lease.name
+    stage = _pausing(stage)
     row = records.get(db, name, version)
     assert row is not None
     snapshot = Path(row.build_dir)
     port = processes.free_port()
-    stage("starting", f"starting v{version} on port {port}")
     process = processes.start_service(snapshot, port, snapshot / "service.log")
-    records.update(db, name, version, pid=process.pid, port=port)
+    started = start_time(process.pid)
+    records.update(db, name, version, pid=process.pid, pid_started=started, port=port)
+    stage("starting", f"started v{version} on port {port} (pid {process.pid})")
     url = f"http://127.0.0.1:{port}"
     try:
         stage("ready", "waiting for /readyz")
         processes.wait_ready(process, url)
         _smoke(snapshot, url, stage)
+        _ensure_supervisor(home, name, stable_port)
+        stage("promoting", f"switching {name} to v{version}")
+        _check_answering(process.pid, started, url, "before its promotion")
+        _check_lease(db, lease)
     except NotHealthy as failure:
-        processes.stop(process.pid)
-        records.update(
-            db,
-            name,
-            version,
-            status="failed",
-            reason=failure.reason,
-            log_tail=processes.log_tail(snapshot / "service.log"),
-            pid=None,
-        )
-        stage("failed", failure.reason)
-        return _get(db, name, version)
+        return _failed(db, name, version, failure.reason, stage)
     previous = records.current(db, name)
-    stage("promoting", f"switching {name} to v{version}")
-    _ensure_proxy(home, name, stable_port)
     records.promote(db, name, version)
-    _wait_for_switch(stable_port, version)
+    _hold("promoted")
+    try:
+        _wait_for_switch(stable_port, version)
+        _check_answering(process.pid, started, url, "once the proxy had switched to it")
+    except NotHealthy as failure:
+        return _switch_back(db, name, version, previous, failure.reason, stage)
     if previous is not None and previous.version != version:
-        processes.stop(previous.pid)
-        records.update(db, name, previous.version, status=replaced_status, pid=None)
+        _retire(db, name, previous.version, replaced_status)
     stage("healthy", f"{name} v{version} serves http://127.0.0.1:{stable_port}")
     return _get(db, name, version)
+
+
+def _check_lease(db: Any, lease: records.Lease) -> None:
+    """Still this operation's lease: one that stalled past its expiry promotes nothing."""
+    if not records.renew(db, lease):
+        raise NotHealthy(
+            f"the {lease.operation} lost its lease on {lease.name!r} (it stalled past "
+            f"{records.LEASE_S:g} s without renewing it, and another operation took over)"
+        )
+
+
+def _check_answering(pid: int, started: int | None, url: str, when: str) -> None:
+    """The version's own process still runs and its /readyz answers 200, right now."""
+    if not same_process(pid, started):
+        raise NotHealthy(f"the service process (pid {pid}) died {when}")
+    code, body = processes.get(f"{url}/readyz")
+    if code != 200:
+        raise NotHealthy(f"/readyz answered {code} {when}: {body[:300]}")
+
+
+def _failed(db: Any, name: str, version: int, reason: str, stage: StageListener) -> Deployment:
+    row = _get(db, name, version)
+    processes.stop(row.pid, row.pid_started)
+    records.update(
+        db,
+        name,
+        version,
+        status="failed",
+        reason=reason,
+        log_tail=processes.log_tail(Path(row.build_dir) / "service.log"),
+        pid=None,
+    )
+    stage("failed", reason)
+    return _get(db, name, version)
+
+
+def _switch_back(
+    db: Any,
+    name: str,
+    version: int,
+    previous: Deployment | None,
+    reason: str,
+    stage: StageListener,
+) -> Deployment:
+    """A version that failed after its promotion: the one before serves again (when it still
+    runs), then the failed one is stopped, so exactly one version serves."""
+    back = previous is not None and previous.version != version
+    if back and previous is not None:
+        records.promote(db, name, previous.version)
+        reason += f"; v{previous.version} serves again"
+    else:
+        records.update(db, name, version, current=0)
+    return _failed(db, name, version, reason, stage)
+
+
+def _retire(db: Any, name: str, version: int, status: str) -> None:
+    """The replaced version: recorded as replaced first (its supervisor lets go of it), then
+    its process, as recorded now (the supervisor may have restarted it), is stopped."""
+    records.update(db, name, version, status=status)
+    row = _get(db, name, version)
+    processes.stop(row.pid, row.pid_started)
+    records.update(db, name, version, pid=None)
+
+
+def _pausing(stage: StageListener) -> StageListener:
+    """The stage listener, then held at the stage `NBOPS_TEST_PAUSE_AT` names (tests only)."""
+
+    def listener(step: str, message: str) -> None:
+        stage(step, message)
+        _hold(step)
+
+    return listener
+
+
+def _hold(step: str) -> None:
+    """Sleep at `step` when `NBOPS_TEST_PAUSE_AT` names it (the fault-injection tests); the
+    point after promotion, before the switch is confirmed, is called `promoted`."""
+    wanted, _, seconds = os.environ.get(PAUSE_AT_ENV, "").partition(":")
+    if step == wanted:
+        time.sleep(float(seconds or 1.0))
 
 
 def _get(db: Any, name: str, version: int) -> Deployment:
@@ -274,16 +358,16 @@ def _snapshot(build_dir: Path, home: Home, name: str, version: int) -> Path:
 def _stable_port(db: Any, name: str, requested: int | None) -> int:
     """The name's port: as asked, else as before, else 8000 when free, else any free one."""
     known = records.endpoint(db, name)
-    moving = requested is not None and known is not None and known[0] != requested
-    if moving and known is not None and pid_alive(known[1]):
+    serving = known is not None and (known.supervisor_alive or known.proxy_alive)
+    if known is not None and serving and requested is not None and known.port != requested:
         raise DeployError(
-            f"{name!r} already serves on port {known[0]}.",
+            f"{name!r} already serves on port {known.port}.",
             fix=f"Deploy without --port, or `nbops stop {name}` first.",
         )
-    port = requested or (known[0] if known else None)
+    port = requested or (known.port if known else None)
     if port is None:
         port = DEFAULT_PORT if not processes.port_in_use(DEFAULT_PORT) else processes.free_port()
-    ours = known is not None and known[0] == port and pid_alive(known[1])
+    ours = known is not None and known.port == port and serving
     if not ours and processes.port_in_use(port):
         raise DeployError(
             f"port {port} is taken by another program.", fix="Choose another with --port."
@@ -291,26 +375,47 @@ def _stable_port(db: Any, name: str, requested: int | None) -> int:
     return port
 
 
-def _ensure_proxy(home: Home, name: str, port: int) -> None:
+def _ensure_supervisor(home: Home, name: str, port: int) -> None:
+    """The name's supervisor runs, and the proxy it keeps answers on the stable port."""
     db = home.db()
     known = records.endpoint(db, name)
-    if known is not None and known[0] == port and pid_alive(known[1]):
-        return
-    log = home.root / "deployments" / name / "proxy.log"
-    proxy = processes.start_proxy(name, port, db.path, log)
-    records.set_endpoint(db, name, port, proxy.pid)
-    processes.wait_listening(proxy, f"http://127.0.0.1:{port}/_nbops/upstream")
+    if known is None or not known.supervisor_alive:
+        # A proxy still running (its supervisor was killed) is adopted, not restarted.
+        adopted = known is not None and known.port == port and known.proxy_alive
+        if known is not None and not adopted:
+            processes.stop(known.proxy_pid, known.proxy_started)
+            records.set_endpoint(db, name, port, proxy_pid=None, proxy_started=None)
+        records.set_endpoint(db, name, port, proxy_state=None)
+        log = home.root / "deployments" / name / "supervisor.log"
+        supervisor = processes.start_supervisor(name, port, db.path, log)
+        records.set_endpoint(
+            db,
+            name,
+            port,
+            supervisor_pid=supervisor.pid,
+            supervisor_started=start_time(supervisor.pid),
+        )
+    deadline = time.monotonic() + SUPERVISOR_TIMEOUT_S
+    while time.monotonic() < deadline:
+        known = records.endpoint(db, name)
+        if known is not None and known.proxy_state:
+            raise NotHealthy(f"the proxy on port {port} does not run: {known.proxy_state}")
+        if known is not None and known.proxy_alive and health.upstream(port) is not None:
+            return
+        time.sleep(0.05)
+    raise NotHealthy(f"the proxy did not listen on port {port} within {SUPERVISOR_TIMEOUT_S:g} s")
 
 
 def _wait_for_switch(port: int, version: int) -> None:
-    """Until the proxy forwards to `version`: only then may the old one stop."""
+    """Until the proxy forwards to `version`: only then may the old one stop. A proxy killed
+    meanwhile is started again by the supervisor, and reads the db afresh."""
     deadline = time.monotonic() + SWITCH_TIMEOUT_S
     while time.monotonic() < deadline:
-        status, body = processes.get(f"http://127.0.0.1:{port}/_nbops/upstream")
-        if status == 200 and json.loads(body).get("version") == version:
+        upstream = health.upstream(port)
+        if upstream is not None and upstream.get("version") == version:
             return
         time.sleep(0.02)
-    raise DeployError(f"the proxy on port {port} did not switch to v{version} in time.")
+    raise NotHealthy(f"the proxy on port {port} did not switch to v{version} within 10 s")
 
 
 def _smoke(snapshot: Path, url: str, stage: StageListener) -> None:
@@ -389,65 +494,33 @@ def _rollback_target(db: Any, name: str, to: int | None) -> Deployment:
 
 
 def stop(name: str, *, home: Home | None = None) -> Deployment | None:
-    """Stop the version serving `name` and its proxy."""
+    """Stop `name`: its supervisor first (so nothing is started again), then every process of
+    the name still running as recorded, the proxy last."""
     home = home or Home.default()
     db = home.db()
-    with records.deploy_lock(db, name):
+    with records.deploy_lock(db, name, "stop"):
         current = records.current(db, name)
-        if current is None and records.endpoint(db, name) is None:
+        known = records.endpoint(db, name)
+        if current is None and known is None:
             raise RollbackError(f"nothing named {name!r} is deployed.", fix="`nbops status`.")
+        if known is not None:
+            processes.stop(known.supervisor_pid, known.supervisor_started)
+        for row in records.history(db, name):
+            if row.pid is not None:
+                processes.stop(row.pid, row.pid_started)
+                records.update(db, name, row.version, pid=None)
         if current is not None:
-            processes.stop(current.pid)
-            records.update(db, name, current.version, status="stopped", pid=None)
-        endpoint = records.endpoint(db, name)
-        if endpoint is not None:
-            processes.stop(endpoint[1])
-            records.set_endpoint(db, name, endpoint[0], None)
+            records.update(db, name, current.version, status="stopped")
+        if known is not None:
+            processes.stop(known.proxy_pid, known.proxy_started)
+            records.set_endpoint(
+                db,
+                name,
+                known.port,
+                proxy_pid=None,
+                proxy_started=None,
+                supervisor_pid=None,
+                supervisor_started=None,
+                proxy_state=None,
+            )
         return records.get(db, name, current.version) if current else None
-
-
-def status(home: Home | None = None, name: str | None = None) -> list[dict[str, Any]]:
-    """Each name's current (else newest) version, checked now: pid alive, /healthz, requests."""
-    home = home or Home.default()
-    db = home.db()
-    rows = records.latest_per_name(db)
-    return [_checked(db, row) for row in rows if name is None or row.name == name]
-
-
-def _checked(db: Any, row: Deployment) -> dict[str, Any]:
-    health = "-"
-    requests: float | None = None
-    if row.status == "healthy":
-        if not pid_alive(row.pid):
-            reason = f"the service process (pid {row.pid}) died"
-            records.update(db, row.name, row.version, status="failed", reason=reason, pid=None)
-            row = _get(db, row.name, row.version)
-            health = "dead"
-        else:
-            code, _ = processes.get(f"http://127.0.0.1:{row.port}/healthz")
-            health = "ok" if code == 200 else f"unhealthy ({code})"
-            requests = _requests_served(row.port)
-    data = row.as_dict()
-    data.update(
-        health=health,
-        checked_at=time.time(),
-        uptime_s=round(time.time() - row.healthy_at, 1)
-        if row.healthy_at and row.status == "healthy"
-        else None,
-        requests=requests,
-    )
-    return data
-
-
-def _requests_served(port: int | None) -> float | None:
-    """The service's request count from its Prometheus /metrics, model routes only."""
-    code, text = processes.get(f"http://127.0.0.1:{port}/metrics")
-    if code != 200:
-        return None
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("nbops_http_requests_total{"):
-            route = line.split('route="', 1)[1].split('"', 1)[0] if 'route="' in line else ""
-            if route not in OPERATIONAL_ROUTES:
-                total += float(line.rsplit(" ", 1)[1])
-    return total

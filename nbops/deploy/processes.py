@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbops.run.pids import pid_alive
+from nbops.run.pids import same_process
 
 READY_TIMEOUT_S = 60.0
 
@@ -62,6 +62,12 @@ def start_service(build_dir: Path, port: int, log_path: Path) -> subprocess.Pope
 
 def start_proxy(name: str, port: int, db: Path, log_path: Path) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "nbops.deploy.proxy", name, "--port", str(port), "--db", str(db)]
+    return start_detached(argv, cwd=db.parent, log_path=log_path)
+
+
+def start_supervisor(name: str, port: int, db: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "nbops.deploy.supervisor", name, "--port", str(port)]
+    argv += ["--db", str(db)]
     return start_detached(argv, cwd=db.parent, log_path=log_path)
 
 
@@ -144,19 +150,23 @@ def _request(request: urllib.request.Request, api_key: str | None) -> tuple[int 
         return None, str(error) or type(error).__name__
 
 
-def stop(pid: int | None, timeout: float = 10.0) -> None:
-    """SIGTERM the process's group (uvicorn finishes in-flight requests), then SIGKILL."""
-    if not pid_alive(pid):
+def stop(pid: int | None, started: int | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process's group (uvicorn finishes in-flight requests), then SIGKILL; only
+    while (pid, start time) still names the process recorded, never a process that reused
+    its pid."""
+    if not same_process(pid, started):
+        _reap(pid)
         return
     assert pid is not None
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(pid)
-        if not pid_alive(pid):
+        if not same_process(pid, started):
             return
         time.sleep(0.05)
-    _signal_group(pid, signal.SIGKILL)
+    if same_process(pid, started):
+        _signal_group(pid, signal.SIGKILL)
     _reap(pid)
 
 
@@ -168,8 +178,10 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int | None) -> None:
     """Collect our own child's exit status, so it does not linger as a zombie."""
+    if not pid:
+        return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
 

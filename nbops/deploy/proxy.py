@@ -1,9 +1,12 @@
 """The stable address of a deployment: a small reverse proxy that forwards each request to the
 version the state db calls current, so promotion and rollback swap versions behind one port.
 
-Run as `python -m nbops.deploy.proxy NAME --port PORT --db STATE_DB`. The deploy manager promotes a
-version in the db, then waits until `GET /_nbops/upstream` here names it before it stops the old
-one: no request is ever sent to a version that is shutting down.
+Run as `python -m nbops.deploy.proxy NAME --port PORT --db STATE_DB` (its supervisor does).
+Bodies are streamed both ways, never held whole; a request body larger than the service's
+limit (NBOPS_MAX_BODY_BYTES, as the service reads it) is answered 413 here.
+
+The deploy manager promotes a version in the db, then waits until `GET /_nbops/upstream` here
+names it before it stops the old one: no request is ever sent to a version that is shutting down.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -23,6 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 CONTROL_PATH = "/_nbops/upstream"
 POLL_SECONDS = 0.1
+RETRY_S = 10.0
 # Headers that describe one connection, not the message: never forwarded (RFC 9110 7.6.1).
 HOP_BY_HOP = frozenset(
     {
@@ -38,6 +44,9 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+# The service's own default (NBOPS_MAX_BODY_BYTES); both read the same variable.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 def current_upstream(db: str, name: str) -> tuple[int, int] | None:
@@ -59,11 +68,12 @@ def current_upstream(db: str, name: str) -> tuple[int, int] | None:
 class Proxy:
     """An ASGI app forwarding every request to the current upstream."""
 
-    def __init__(self, db: str, name: str) -> None:
+    def __init__(self, db: str, name: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         import httpx
 
         self.db = db
         self.name = name
+        self.max_body_bytes = max_body_bytes
         self.upstream: tuple[int, int] | None = None
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), trust_env=False)
 
@@ -95,7 +105,6 @@ class Proxy:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _body(receive)
         if scope["path"] == CONTROL_PATH:
             version, port = self.upstream or (None, None)
             await _answer(send, 200, {"name": self.name, "version": version, "port": port})
@@ -103,42 +112,116 @@ class Proxy:
         if self.upstream is None:
             await _answer(send, 503, {"detail": f"no healthy version of {self.name} is deployed"})
             return
-        await self._forward(scope, body, send, self.upstream[1])
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await _too_large(send, self.max_body_bytes)
+            return
+        await self._forward(scope, receive, send, self.upstream[1])
 
-    async def _forward(self, scope: Scope, body: bytes, send: Send, port: int) -> None:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, port: int) -> None:
+        """Stream the request body up and the response down; neither is held whole here."""
         import httpx
 
-        query = scope.get("query_string", b"").decode()
-        url = f"http://127.0.0.1:{port}{scope['path']}" + (f"?{query}" if query else "")
-        headers = [
-            (k.decode(), v.decode())
-            for k, v in scope["headers"]
-            if k.decode().lower() not in HOP_BY_HOP
-        ]
+        # Header bytes pass as they came: a value that is not ASCII (Latin-1, say) is the
+        # service's to judge, and decoding it here is what used to crash the proxy.
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP_BYTES]
+        body = _Body(receive, self.max_body_bytes)
         try:
-            response = await self.client.request(
-                scope["method"], url, headers=headers, content=body
-            )
-        except httpx.HTTPError as error:
-            await _answer(send, 502, {"detail": f"upstream on port {port} failed: {error}"})
+            response = await self._send(scope, headers, body, port)
+        except (httpx.HTTPError, BodyTooLarge) as error:
+            if body.too_large:
+                await _too_large(send, self.max_body_bytes)
+            else:
+                await _answer(send, 502, {"detail": f"upstream on port {port} failed: {error}"})
             return
+        try:
+            await self._relay(response, send)
+        finally:
+            await response.aclose()
+
+    async def _send(self, scope: Scope, headers: list[Any], body: _Body, port: int) -> Any:
+        """The upstream's response. Refused connections (a version being restarted by its
+        supervisor, or just replaced) are tried again, with the upstream the db names by then,
+        for up to RETRY_S: nothing of the request has reached any version yet."""
+        import httpx
+
+        deadline = time.monotonic() + RETRY_S
+        while True:
+            query = scope.get("query_string", b"").decode("latin-1")
+            url = f"http://127.0.0.1:{port}{scope['path']}" + (f"?{query}" if query else "")
+            request = self.client.build_request(
+                scope["method"], url, headers=headers, content=body.chunks()
+            )
+            try:
+                return await self.client.send(request, stream=True)
+            except httpx.ConnectError:
+                if body.received or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(POLL_SECONDS)
+            port = self.upstream[1] if self.upstream else port
+
+    async def _relay(self, response: Any, send: Send) -> None:
         out = [
-            (k.encode(), v.encode())
-            for k, v in response.headers.multi_items()
-            if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"
+            (k, v)
+            for k, v in response.headers.raw
+            if k.lower() not in HOP_BY_HOP_BYTES or k.lower() == b"content-length"
         ]
-        out.append((b"content-length", str(len(response.content)).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-        await send({"type": "http.response.body", "body": response.content})
+        async for chunk in response.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+class BodyTooLarge(Exception):
+    """The request body grew past the limit while it was being streamed up."""
+
+
+class _Body:
+    """The request body as it arrives, counted: past the limit, the upload is abandoned."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.received = 0
+        self.too_large = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            self.received += len(chunk)
+            if self.received > self.limit:
+                self.too_large = True
+                raise BodyTooLarge(f"more than {self.limit} bytes")
+            if chunk:
+                yield chunk
+            if not message.get("more_body"):
+                return
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope["headers"]:
+        if key.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    detail = f"the request body is larger than {limit} bytes (NBOPS_MAX_BODY_BYTES)"
+    data = json.dumps({"detail": detail}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+        # The rest of what the client is sending is not read.
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
@@ -156,8 +239,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--db", required=True)
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=int(os.environ.get("NBOPS_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES),
+        help="larger request bodies get 413, as the service would answer  [NBOPS_MAX_BODY_BYTES]",
+    )
     args = parser.parse_args(argv)
-    uvicorn.run(Proxy(args.db, args.name), host=args.host, port=args.port, log_level="warning")
+    proxy = Proxy(args.db, args.name, args.max_body_bytes)
+    uvicorn.run(proxy, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

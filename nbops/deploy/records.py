@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from nbops.deploy import processes
 from nbops.errors import NbopsError
-from nbops.run.pids import pid_alive
+from nbops.run.pids import same_process, start_time
 from nbops.run.state import StateDb
 
 STATUSES = ("building", "starting", "healthy", "failed", "stopped", "rolled-back")
+# What a version is while an operation brings it up; found with no lease held, it was abandoned.
+UNFINISHED = ("building", "starting")
+LEASE_S = 10.0
+RENEW_S = 1.0
 
 
 class DeployBusy(NbopsError):
@@ -39,6 +46,8 @@ class Deployment:
     updated_at: float
     healthy_at: float | None = None
     current: int = 0
+    # With pid, names the service process for good: a reused pid is never taken for it.
+    pid_started: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -66,6 +75,20 @@ def update(db: StateDb, name: str, version: int, **changes: Any) -> None:
             f"UPDATE deployments SET {assignments} WHERE name = ? AND version = ?",
             [*changes.values(), name, version],
         )
+
+
+def replace_process(db: StateDb, seen: Deployment, **changes: Any) -> bool:
+    """Change the current version's row only if it is still as `seen` (current, healthy, the
+    same process): a supervisor's restart loses to a promotion or a stop made meanwhile."""
+    changes["updated_at"] = time.time()
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    with db.transaction() as conn:
+        cursor = conn.execute(
+            f"UPDATE deployments SET {assignments} WHERE name = ? AND version = ? AND current = 1 "
+            "AND status = 'healthy' AND pid IS ? AND pid_started IS ?",
+            [*changes.values(), seen.name, seen.version, seen.pid, seen.pid_started],
+        )
+    return cursor.rowcount == 1
 
 
 def promote(db: StateDb, name: str, version: int) -> None:
@@ -115,47 +138,158 @@ def _select(db: StateDb, where: str, args: tuple[Any, ...]) -> list[Deployment]:
     return [Deployment(**{c: row[c] for c in _COLUMNS}) for row in rows]
 
 
-# the stable port of each name, and its proxy
+# the stable port of each name, its proxy and the supervisor that keeps both running
 
 
-def endpoint(db: StateDb, name: str) -> tuple[int, int | None] | None:
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    port: int
+    proxy_pid: int | None
+    proxy_started: int | None
+    supervisor_pid: int | None
+    supervisor_started: int | None
+    # What the supervisor last said of the proxy: None while all is well, else why not.
+    proxy_state: str | None
+
+    @property
+    def proxy_alive(self) -> bool:
+        return same_process(self.proxy_pid, self.proxy_started)
+
+    @property
+    def supervisor_alive(self) -> bool:
+        return same_process(self.supervisor_pid, self.supervisor_started)
+
+
+_ENDPOINT_COLUMNS = [f.name for f in fields(Endpoint)]
+
+
+def endpoint(db: StateDb, name: str) -> Endpoint | None:
     with db.reading() as conn:
-        row = conn.execute(
-            "SELECT port, proxy_pid FROM endpoints WHERE name = ?", (name,)
-        ).fetchone()
-    return (int(row["port"]), row["proxy_pid"]) if row else None
+        row = conn.execute("SELECT * FROM endpoints WHERE name = ?", (name,)).fetchone()
+    return Endpoint(**{c: row[c] for c in _ENDPOINT_COLUMNS}) if row else None
 
 
-def set_endpoint(db: StateDb, name: str, port: int, proxy_pid: int | None) -> None:
+def set_endpoint(db: StateDb, name: str, port: int, **changes: Any) -> None:
+    """The name's stable port, and whichever of its other columns are given."""
     with db.transaction() as conn:
         conn.execute(
-            "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?)",
-            (name, port, proxy_pid, time.time()),
+            "INSERT INTO endpoints (name, port, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET port = excluded.port, "
+            "updated_at = excluded.updated_at",
+            (name, port, time.time()),
         )
+        for column, value in changes.items():
+            assert column in _ENDPOINT_COLUMNS, column
+            conn.execute(f"UPDATE endpoints SET {column} = ? WHERE name = ?", (value, name))
 
 
-# one deploy, rollback or stop per name at a time
+# one deploy, rollback or stop per name at a time: a lease, renewed while the operation runs
 
 
-@contextmanager
-def deploy_lock(db: StateDb, name: str) -> Iterator[None]:
-    """Refuse a second operation on the same name while the first one's process lives."""
+@dataclass(frozen=True)
+class Lease:
+    """Held by one operation (its own token, not its process: two requests of one Jupyter
+    server are two owners) until released, or until it expires unrenewed."""
+
+    name: str
+    owner: str
+    pid: int
+    pid_started: int | None
+    operation: str
+
+
+def acquire(db: StateDb, name: str, operation: str) -> Lease:
+    """The name's lease; DeployBusy while another operation holds it. One whose owner died, or
+    that expired unrenewed, is taken over, and what that operation left unfinished is ended."""
+    pid = os.getpid()
+    lease = Lease(name, uuid.uuid4().hex, pid, start_time(pid), operation)
     with db.transaction() as conn:
-        row = conn.execute("SELECT pid FROM deploy_locks WHERE name = ?", (name,)).fetchone()
-        if row and row["pid"] != os.getpid() and pid_alive(row["pid"]):
+        row = conn.execute("SELECT * FROM leases WHERE name = ?", (name,)).fetchone()
+        if row is not None and _held(row):
             raise DeployBusy(
-                f"another deploy of {name!r} is in progress (pid {row['pid']}).",
+                f"another {row['operation']} of {name!r} is in progress (pid {row['pid']}).",
                 fix="Wait for it to finish (`nbops status` shows it), then try again.",
             )
         conn.execute(
-            "INSERT OR REPLACE INTO deploy_locks VALUES (?, ?, ?)", (name, os.getpid(), time.time())
+            "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+            (name, lease.owner, pid, lease.pid_started, operation, time.time() + LEASE_S),
         )
-    # Before a deploy, rollback or stop changes anything, and once it is done: what to restore
-    # if the db is lost (the second copy knows the version now serving).
-    db.backup(f"{name}-before")
+    settle_unfinished(db, name, "interrupted: the operation bringing it up ended before it did")
+    return lease
+
+
+def _held(row: Any) -> bool:
+    if row["expires_at"] < time.time():
+        return False
+    # A lease of a process on this machine that is gone is over at once, not at its expiry.
+    return row["pid_started"] is None or same_process(row["pid"], row["pid_started"])
+
+
+def renew(db: StateDb, lease: Lease) -> bool:
+    """Push the expiry on; False when the lease is no longer this operation's."""
+    with db.transaction() as conn:
+        cursor = conn.execute(
+            "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ?",
+            (time.time() + LEASE_S, lease.name, lease.owner),
+        )
+    return cursor.rowcount == 1
+
+
+def release(db: StateDb, lease: Lease) -> None:
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (lease.name, lease.owner))
+
+
+def lease_free(db: StateDb, name: str) -> bool:
+    with db.reading() as conn:
+        row = conn.execute("SELECT * FROM leases WHERE name = ?", (name,)).fetchone()
+    return row is None or not _held(row)
+
+
+def settle_unfinished(db: StateDb, name: str, reason: str) -> list[int]:
+    """Versions left `building`/`starting` by an operation that ended: their process stopped
+    (only if it is still the one recorded), the row `failed`. Call it holding the lease."""
+    settled = []
+    for row in history(db, name):
+        if row.status in UNFINISHED:
+            processes.stop(row.pid, row.pid_started)
+            update(db, name, row.version, status="failed", reason=reason, pid=None)
+            settled.append(row.version)
+    return settled
+
+
+class _Renewer(threading.Thread):
+    def __init__(self, db: StateDb, lease: Lease) -> None:
+        super().__init__(daemon=True, name=f"lease {lease.name}")
+        self.db, self.lease = db, lease
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(RENEW_S):
+            try:
+                renew(self.db, self.lease)
+            except NbopsError:
+                continue  # a locked db for a moment; the lease outlives a few missed renewals
+
+
+@contextmanager
+def deploy_lock(db: StateDb, name: str, operation: str = "deploy") -> Iterator[Lease]:
+    """Hold the name's lease for one operation. Interrupted (Ctrl-C, an error), it ends on the
+    spot what it left half-started; killed outright, the next operation does (`acquire`)."""
+    lease = acquire(db, name, operation)
+    renewer = _Renewer(db, lease)
+    renewer.start()
     try:
-        yield
+        # Before a deploy, rollback or stop changes anything, and once it is done: what to
+        # restore if the db is lost (the second copy knows the version now serving).
+        db.backup(f"{name}-before")
+        yield lease
+    except (KeyboardInterrupt, Exception):
+        # SystemExit is left to whoever ends the process (a server job records its reason).
+        settle_unfinished(db, name, f"interrupted: the {operation} was stopped before it ended")
+        raise
     finally:
-        with db.transaction() as conn:
-            conn.execute("DELETE FROM deploy_locks WHERE name = ? AND pid = ?", (name, os.getpid()))
+        renewer.done.set()
+        release(db, lease)
         db.backup(f"{name}-after")

@@ -1,4 +1,5 @@
-"""Whether the process a record names (a run, a service, a proxy, a Jupyter server) still runs."""
+"""Whether the process a record names (a run, a service, a proxy, a Jupyter server) still runs,
+and whether it is still the same process: a pid is reused, its start time is not."""
 
 from __future__ import annotations
 
@@ -16,6 +17,26 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return not _is_zombie(pid)
+
+
+def start_time(pid: int | None) -> int | None:
+    """When the process started, in clock ticks since boot (/proc/<pid>/stat field 22); None
+    when there is no such process. With the pid it names one process for the machine's uptime."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def same_process(pid: int | None, started: int | None) -> bool:
+    """True while the process recorded as (pid, start time) runs; a pid now held by another
+    process, or recorded without its start time, is never taken for it."""
+    if not pid or started is None or not pid_alive(pid):
+        return False
+    return start_time(pid) == started
 
 
 def _is_zombie(pid: int) -> bool:

@@ -96,6 +96,23 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN metric_problems TEXT NOT NULL DEFAULT '{}';
     """,
+    # Processes named by pid and start time (a reused pid is never taken for them); each
+    # name's supervisor and what it reports; operations hold expiring leases, not pids.
+    """
+    ALTER TABLE deployments ADD COLUMN pid_started INTEGER;
+    ALTER TABLE endpoints ADD COLUMN proxy_started INTEGER;
+    ALTER TABLE endpoints ADD COLUMN supervisor_pid INTEGER;
+    ALTER TABLE endpoints ADD COLUMN supervisor_started INTEGER;
+    ALTER TABLE endpoints ADD COLUMN proxy_state TEXT;
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        pid_started INTEGER,
+        operation TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -72,14 +72,14 @@ def _settle_deployments(db: StateDb, name: str, since: float, reason: str) -> li
     versions = records.history(db, name)
     for row in versions:
         if row.status in UNFINISHED and row.updated_at >= since:
-            processes.stop(row.pid)
+            processes.stop(row.pid, row.pid_started)
             records.update(db, name, row.version, status="failed", reason=reason, pid=None)
             notes.append(f"{name} v{row.version} recorded as failed (was {row.status})")
     promoted = [r for r in versions if r.current and (r.healthy_at or 0) >= since]
     if promoted:
         for row in versions:
             if row.status == "healthy" and not row.current and pid_alive(row.pid):
-                processes.stop(row.pid)
+                processes.stop(row.pid, row.pid_started)
                 records.update(db, name, row.version, status="stopped", pid=None)
                 notes.append(f"{name} v{row.version} stopped: v{promoted[0].version} serves")
     return notes

@@ -1,0 +1,190 @@
+"""The supervisor of one deployment: keeps its proxy and its current version running.
+
+Run as `python -m nbops.deploy.supervisor NAME --port PORT --db STATE_DB`, one per name, started
+by the operation that first needs the stable port and stopped by `nbops stop`. It watches the
+processes the state db records by (pid, start time), so it adopts what a deploy started and
+never mistakes a reused pid for them. A dead one is started again after a growing pause; one
+that dies `MAX_RESTARTS` times within `WINDOW_S` is left down and recorded as a crash loop,
+which `nbops status` shows. A version is restarted only while it is still the current one:
+the new process is recorded compare-and-set, so a promotion meanwhile wins and the restarted
+copy is stopped again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbops.deploy import processes, records
+from nbops.deploy.processes import NotHealthy
+from nbops.errors import NbopsError
+from nbops.run.pids import same_process, start_time
+from nbops.run.state import StateDb
+
+BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 4.0)
+MAX_RESTARTS = len(BACKOFF_S)
+WINDOW_S = 60.0
+TICK_S = 0.2
+
+
+@dataclass
+class Restarts:
+    """When one process was last started again; how long to wait before the next time."""
+
+    times: list[float] = field(default_factory=list)
+
+    def next_delay(self, now: float) -> float | None:
+        """The pause before the next start, or None: a crash loop, give up."""
+        self.times = [t for t in self.times if now - t < WINDOW_S]
+        if len(self.times) >= MAX_RESTARTS:
+            return None
+        return BACKOFF_S[len(self.times)]
+
+    def record(self, now: float) -> None:
+        self.times.append(now)
+
+    def crash_loop(self, what: str) -> str:
+        return f"crash loop: {what} exited {MAX_RESTARTS} times within {WINDOW_S:g} s"
+
+
+class Supervisor:
+    def __init__(self, db: Path, name: str, port: int) -> None:
+        self.db_path = db
+        self.db = StateDb(db)
+        self.name = name
+        self.port = port
+        self.halt = threading.Event()
+        self.proxy_restarts = Restarts()
+        self.version_restarts: dict[int, Restarts] = {}
+        # Processes started here and not yet recorded: stopped with the supervisor.
+        self.pending: set[subprocess.Popen[bytes]] = set()
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.halt.set())
+        signal.signal(signal.SIGINT, lambda *_: self.halt.set())
+        pid = os.getpid()
+        records.set_endpoint(
+            self.db, self.name, self.port, supervisor_pid=pid, supervisor_started=start_time(pid)
+        )
+        watchers = [
+            threading.Thread(target=self._loop, args=(self.keep_proxy,), daemon=True),
+            threading.Thread(target=self._loop, args=(self.keep_version,), daemon=True),
+        ]
+        for watcher in watchers:
+            watcher.start()
+        while not self.halt.wait(TICK_S):
+            self.children = [child for child in self.children if child.poll() is None]
+        for child in list(self.pending):
+            processes.stop(child.pid, start_time(child.pid), timeout=3.0)
+
+    def _loop(self, keep: Callable[[StateDb], None]) -> None:
+        while not self.halt.wait(TICK_S):
+            try:
+                db = self._whole_db()
+                if db is not None:
+                    keep(db)
+            except (NbopsError, OSError) as error:
+                print(f"supervisor of {self.name}: {error}", flush=True)
+
+    def _whole_db(self) -> StateDb | None:
+        """The state db while it is whole. A missing, truncated or damaged one is left alone
+        for `nbops db restore` (opening an empty file for writing would make it a new, empty
+        db that forgets every deployment); what runs keeps running meanwhile."""
+        if not self.db_path.is_file() or self.db_path.stat().st_size == 0:
+            return None
+        try:
+            return StateDb(self.db_path)
+        except NbopsError:
+            return None
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep, unless the supervisor is told to stop; True to go on."""
+        return not self.halt.wait(seconds)
+
+    # the proxy on the stable port
+
+    def keep_proxy(self, db: StateDb) -> None:
+        endpoint = records.endpoint(db, self.name)
+        if endpoint is None or endpoint.proxy_alive or endpoint.proxy_state:
+            return
+        delay = self.proxy_restarts.next_delay(time.time())
+        if delay is None:
+            state = self.proxy_restarts.crash_loop("the proxy") + "; see proxy.log"
+            records.set_endpoint(db, self.name, self.port, proxy_state=state, proxy_pid=None)
+            return
+        if not self._pause(delay):
+            return
+        self.proxy_restarts.record(time.time())
+        log = self.db_path.parent / "deployments" / self.name / "proxy.log"
+        proxy = processes.start_proxy(self.name, self.port, self.db_path, log)
+        self.children.append(proxy)
+        records.set_endpoint(
+            db,
+            self.name,
+            self.port,
+            proxy_pid=proxy.pid,
+            proxy_started=start_time(proxy.pid),
+        )
+        print(f"supervisor of {self.name}: started the proxy (pid {proxy.pid})", flush=True)
+
+    # the version the proxy forwards to
+
+    def keep_version(self, db: StateDb) -> None:
+        row = records.current(db, self.name)
+        if row is None or row.status != "healthy" or row.pid is None:
+            return
+        if same_process(row.pid, row.pid_started):
+            return
+        restarts = self.version_restarts.setdefault(row.version, Restarts())
+        delay = restarts.next_delay(time.time())
+        if delay is None:
+            reason = restarts.crash_loop(f"v{row.version}") + "; see `nbops logs`"
+            records.replace_process(db, row, status="failed", reason=reason)
+            return
+        if not self._pause(delay):
+            return
+        restarts.record(time.time())
+        self._restart(db, row)
+
+    def _restart(self, db: StateDb, row: records.Deployment) -> None:
+        snapshot = Path(row.build_dir)
+        port = row.port if row.port and not processes.port_in_use(row.port) else None
+        port = port or processes.free_port()
+        service = processes.start_service(snapshot, port, snapshot / "service.log")
+        self.pending.add(service)
+        self.children.append(service)
+        started = start_time(service.pid)
+        try:
+            processes.wait_ready(service, f"http://127.0.0.1:{port}")
+        except NotHealthy as failure:
+            print(f"supervisor of {self.name}: v{row.version} {failure.reason}", flush=True)
+            processes.stop(service.pid, started)
+            self.pending.discard(service)
+            return
+        kept = records.replace_process(db, row, pid=service.pid, pid_started=started, port=port)
+        self.pending.discard(service)
+        if not kept:  # promoted away, or stopped, meanwhile
+            processes.stop(service.pid, started)
+        else:
+            print(f"supervisor of {self.name}: restarted v{row.version}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m nbops.deploy.supervisor")
+    parser.add_argument("name")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+    Supervisor(Path(args.db), args.name, args.port).run()
+
+
+if __name__ == "__main__":
+    main()
