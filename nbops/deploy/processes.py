@@ -57,6 +57,7 @@ def start_detached(argv: list[str], *, cwd: Path, log_path: Path) -> subprocess.
 def start_service(build_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--app-dir", str(build_dir)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    argv += ["--timeout-graceful-shutdown", "3"]  # SIGTERM drains for 3 s, as `nbops serve`
     return start_detached(argv, cwd=build_dir, log_path=log_path)
 
 
