@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,16 +45,19 @@ def run(
     overrides = parse_overrides(params, pipeline.parameters)
     required = _parse_gates(pipeline, gates)
     home = Home.default()
+    # The same run either way; only where progress goes differs.
+    start = functools.partial(
+        run_pipeline,
+        pipeline,
+        parameters=overrides,
+        force=force,
+        from_step=from_step,
+        home=home,
+        tests=not no_tests,
+    )
     if fmt == "json":
         try:
-            record = run_pipeline(
-                pipeline,
-                parameters=overrides,
-                force=force,
-                from_step=from_step,
-                home=home,
-                tests=not no_tests,
-            )
+            record = start()
         except StepFailed:
             failed = home.db().runs(str(Path(notebook).resolve()), limit=1)[0]
             click.echo(json.dumps(failed.as_dict(), indent=2))
@@ -68,15 +72,7 @@ def run(
     out = console()
     try:
         with StepProgress([s.name for s in pipeline.steps], out) as progress:
-            record = run_pipeline(
-                pipeline,
-                parameters=overrides,
-                force=force,
-                from_step=from_step,
-                home=home,
-                listener=progress,
-                tests=not no_tests,
-            )
+            record = start(listener=progress)
     except StepFailed as failure:
         print_failure(failure, notebook)
         sys.exit(failure.exit_code)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nbops.model.analysis import analyse
-from nbops.model.notebook import Notebook
-from nbops.model.pipeline import Pipeline
 from nbops.run.state import StateDb
 from nbops.run.store import ArtifactStore
+
+if TYPE_CHECKING:  # analysis is imported when used: `nbops runs`, status and stop need no model
+    from nbops.model.notebook import Notebook
+    from nbops.model.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -45,5 +47,7 @@ class Home:
 def analyse_with_runs(notebook: Notebook, home: Home | None = None) -> Pipeline:
     """The notebook's Pipeline as runs here have seen it: with the in-place changes they found
     that its code does not show (`analyse`'s `observed`)."""
+    from nbops.model.analysis import analyse
+
     home = home or Home.default()
     return analyse(notebook, home.observed_changes(notebook.path))

@@ -92,6 +92,13 @@ class NbopsHandler(APIHandler):
         allow_hidden = bool(getattr(self.contents_manager, "allow_hidden", False))
         return resolve_api_path(self.state.root_dir, api_path, allow_hidden=allow_hidden)
 
+    async def saved_lineage(self) -> dict[str, Any]:
+        """The lineage of the notebook `?path=` names, with what runs here saw."""
+        notebook = self.notebook(self.query("path"))
+        return await self.off_loop(
+            operations.lineage_of_file, notebook.os_path, notebook.api_path, self.home
+        )
+
     def query(self, name: str) -> str:
         value = self.get_query_argument(name, None)
         if not value:
@@ -162,11 +169,7 @@ class LineageHandler(NbopsHandler):
     @web.authenticated
     @allowed("read")
     async def get(self) -> None:
-        notebook = self.notebook(self.query("path"))
-        lineage = await self.off_loop(
-            operations.lineage_of_file, notebook.os_path, notebook.api_path, self.home
-        )
-        self.reply(lineage)
+        self.reply(await self.saved_lineage())
 
     @web.authenticated
     @allowed("read")
@@ -200,11 +203,7 @@ class CheckHandler(NbopsHandler):
     @web.authenticated
     @allowed("read")
     async def get(self) -> None:
-        notebook = self.notebook(self.query("path"))
-        lineage = await self.off_loop(
-            operations.lineage_of_file, notebook.os_path, notebook.api_path, self.home
-        )
-        self.reply(lineage["diagnostics"])
+        self.reply((await self.saved_lineage())["diagnostics"])
 
 
 class DeploymentsHandler(NbopsHandler):
