@@ -1,41 +1,57 @@
-"""The local runner: steps in order, outputs in the artifact store, unchanged steps skipped."""
+"""The runner: which steps run, in what order, cached or not, and the run's record.
+
+An executor (nbops/run/executors/) runs each piece of work; the runner decides. A step is
+submitted once the steps it reads from are done; independent steps run side by side, as many
+as the executor has slots. What the run computes does not depend on that: a step's result
+counts once every earlier step that could have changed its inputs in place is done and the
+inputs it ran on are still the ones the notebook's order gives it; otherwise it runs again.
+"""
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib
 import json
-import linecache
 import os
 import secrets
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbops.errors import PipelineError, StepFailed
+from nbops.errors import NbopsError, PipelineError, StepFailed
 from nbops.model.parameters import parameter_code_key
 from nbops.model.pipeline import CellRef, Pipeline, Step
-from nbops.model.plain_python import PlainPython
-from nbops.model.tags import OPTION_LINE
-from nbops.run.capture import display, to_log
-from nbops.run.fingerprint import can_change, fingerprint
+from nbops.run.executors import Executor
 from nbops.run.home import Home
-from nbops.run.metric_values import split_metrics
 from nbops.run.pids import pid_alive
 from nbops.run.state import RunRecord, StateDb, StepRecord, StoredArtifact
-from nbops.run.store import CorruptArtifact
+from nbops.run.work import METRICS, METRICS_OUTPUT, STEP, TEST, StepWork, WorkResult
+from nbops.run.work import cell_filename as cell_filename
+from nbops.run.work import cell_output_path as cell_output_path
 
 # Bumped when what a cache key covers changes, so old entries stop matching.
 CACHE_VERSION = 2
-METRICS_STEP = "metrics"
-
+METRICS_STEP = METRICS_OUTPUT
+POLL_S = 0.25  # how often the progress hears about running steps while none ends
 
 # Called with (step name, event, record): event is "start" or "end".
 Listener = Callable[[str, str, StepRecord], None]
+
+
+class RunCancelled(NbopsError):
+    """The run was stopped (Ctrl-C, or a cancel from the sidebar); running steps were killed."""
+
+    exit_code = 130
+
+
+@dataclass
+class _Submitted:
+    """Work the executor has, with the input hashes and cache key it was given."""
+
+    work: StepWork
+    key: str
+    inputs: dict[str, str]
 
 
 @dataclass
@@ -46,10 +62,23 @@ class _Run:
     record: RunRecord
     db: StateDb
     listener: Listener
-    values: dict[tuple[str, str], Any] = field(default_factory=dict)
-    setup: dict[str, Any] | None = None
-    # name -> the latest step seen changing it in place; later steps read it from there.
-    changed_by: dict[str, str] = field(default_factory=dict)
+    executor: Executor
+    forced_from: int
+    tests: bool
+    step_timeout: float | None
+    order: dict[str, int] = field(default_factory=dict)
+    # name -> [(position, step)] of the steps seen changing it in place, once they count.
+    changers: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    final: set[str] = field(default_factory=set)  # steps whose results count
+    # Steps that ran (or were found cached), with the input hashes they ran on, whose inputs
+    # an earlier step still running may yet change in place.
+    provisional: dict[str, dict[str, str]] = field(default_factory=dict)
+    submitted: dict[str, _Submitted] = field(default_factory=dict)  # by work name
+    tests_done: set[int] = field(default_factory=set)
+    failures: list[tuple[int, StepFailed]] = field(default_factory=list)
+
+    def step_record(self, name: str) -> StepRecord:
+        return self.record.steps[self.order[name]]
 
 
 def run_pipeline(
@@ -61,11 +90,14 @@ def run_pipeline(
     home: Home | None = None,
     listener: Listener | None = None,
     tests: bool = True,
+    executor: Executor | None = None,
+    step_timeout: float | None = None,
 ) -> RunRecord:
     """Run every step (cached where nothing it depends on changed) and record the run.
 
     With `tests`, each step's test cells run right after it, and a failing one fails the run
     as `nbops build` and `nbops test` fail; they re-run only when what they read changed.
+    `executor` runs the work (inline when none is given; a given one is not closed here).
     """
     pipeline.raise_for_errors()
     home = home or Home.default()
@@ -84,20 +116,45 @@ def run_pipeline(
         pid=os.getpid(),
     )
     db.save_run(record)
-    run = _Run(pipeline, values, home, record, db, listener or (lambda *_: None))
+    owned = executor is None
+    if executor is None:
+        from nbops.run.executors.inline import InlineExecutor
+
+        executor = InlineExecutor()
+    run = _Run(
+        pipeline,
+        values,
+        home,
+        record,
+        db,
+        listener or (lambda *_: None),
+        executor,
+        forced_from,
+        tests,
+        step_timeout,
+        order={step.name: position for position, step in enumerate(pipeline.steps)},
+    )
     try:
-        for position, step in enumerate(pipeline.steps):
-            _run_step(run, step, record.steps[position], force=position >= forced_from)
-            if tests:
-                _run_tests(run, step.name)
+        executor.start(pipeline)
+        _schedule(run)
         record.metrics, record.metric_problems = _metrics(run)
         record.status = "succeeded"
     except StepFailed as failure:
         record.status = "failed"
         record.error = {"message": failure.render(), "details": failure.details}
         raise
+    except (KeyboardInterrupt, RunCancelled):
+        _cancel(run)
+        record.status = "cancelled"
+        record.error = {"message": "cancelled", "details": ""}
+        raise RunCancelled(
+            "the run was cancelled; the steps that were running were stopped.",
+            fix="Run again: the steps that finished are cached.",
+        ) from None
     finally:
         record.ended_at = time.time()
+        if owned:
+            executor.close()
         db.save_run(record)
     return record
 
@@ -117,94 +174,234 @@ def _forced_from(pipeline: Pipeline, from_step: str | None, force: bool) -> int:
     return names.index(from_step)
 
 
-def _run_step(run: _Run, step: Step, record: StepRecord, *, force: bool) -> None:
-    static = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
-    inputs = _effective_producers(run, static)
-    input_hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
-    record.cache_key = _cache_key(run, step.cells, step.parameters, input_hashes)
-    run.listener(step.name, "start", record)
-    cached = None if force else run.db.cached_outputs(record.cache_key)
+def _schedule(run: _Run) -> None:
+    """Submit what is ready, collect what ended, until every step and test counts or one
+    failed (then the running ones finish, nothing new starts, and the first failure raises)."""
+    while True:
+        if not run.failures:
+            _submit_ready(run)
+        if not run.submitted:
+            break
+        for result in run.executor.wait(POLL_S):
+            _collect(run, result)
+        _settle(run)
+    if run.failures:
+        raise min(run.failures, key=lambda failure: failure[0])[1]
+
+
+def _submit_ready(run: _Run) -> None:
+    """Fill the executor's free slots with ready work, earliest in the notebook first; a step
+    found in the cache counts at once, so look again until nothing more is ready."""
+    progressed = True
+    while progressed and len(run.submitted) < run.executor.slots:
+        progressed = False
+        for _position, kind, index in _ready(run):
+            if len(run.submitted) >= run.executor.slots:
+                return
+            if kind == STEP:
+                progressed |= _start_step(run, run.pipeline.steps[index])
+            else:
+                progressed |= _start_test(run, index)
+            _settle(run)
+
+
+def _ready(run: _Run) -> list[tuple[int, str, int]]:
+    """(position, kind, index) of the steps and test cells that can start, in notebook order;
+    a step's tests come right after it."""
+    busy = {s.work.name for s in run.submitted.values()}
+    found: list[tuple[int, str, int]] = []
+    for position, step in enumerate(run.pipeline.steps):
+        if step.name in run.final or step.name in run.provisional or step.name in busy:
+            continue
+        if all(source in run.final for source in _sources(run, step)):
+            found.append((position, STEP, position))
+    if run.tests:
+        for index, test in enumerate(run.pipeline.tests):
+            if index in run.tests_done or test.step is None or f"test-{index}" in busy:
+                continue
+            upto = run.order[test.step]
+            if all(s.name in run.final for s in run.pipeline.steps[: upto + 1]):
+                found.append((upto, TEST + "s", index))
+    return sorted(found)
+
+
+def _sources(run: _Run, step: Step) -> set[str]:
+    """The steps `step` waits for: those it reads from (or is ordered after), and those seen
+    changing its inputs in place before it."""
+    sources = {e.source for e in run.pipeline.edges if e.target == step.name}
+    position = run.order[step.name]
+    for name in step.inputs:
+        sources.update(s for p, s in run.changers.get(name, ()) if p < position)
+    return sources
+
+
+def _start_step(run: _Run, step: Step) -> bool:
+    """Submit the step, or take it from the cache; True when it counts already."""
+    record = run.step_record(step.name)
+    producers = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
+    inputs = _input_hashes(run, producers, run.order[step.name])
+    hashes = {name: a.sha256 for name, a in inputs.items()}
+    record.cache_key = key = _cache_key(run, step.cells, step.parameters, hashes)
+    forced = run.order[step.name] >= run.forced_from
+    cached = None if forced else _cached(run, key)
     damaged = _damaged(run, cached or {})
     if damaged:
         listed = ", ".join(f"{step.name}.{name}" for name in damaged)
         record.note = f"re-ran: the stored {listed} was missing or did not match its sha256"
+    run.listener(step.name, "start", record)
     if cached is not None and set(step.outputs) <= set(cached) and not damaged:
         record.status, record.outputs = "cached", cached
-        # Outputs beyond the step's own are inputs it was seen changing when it ran.
-        run.changed_by.update(dict.fromkeys(set(cached) - set(step.outputs), step.name))
-    else:
-        try:
-            _setup_namespace(run)  # imports are not the first step's time
-            started = time.perf_counter()
-            namespace = _namespace(run, inputs)
-            before = _fingerprints(namespace, [n for n in inputs if n not in step.writes])
-            _execute(run, step.name, step.cells, namespace)
-            changed = _changed_in_place(namespace, before)
-            record.outputs = _store_outputs(run, step, namespace)
-            record.outputs.update(_store_changed(run, step, namespace, changed))
-        except StepFailed:
-            record.status = "failed"
-            run.listener(step.name, "end", record)
-            raise
-        record.duration_s = time.perf_counter() - started
-        record.status = "ran"
-        # Later steps read the outputs back from the store, not the objects in memory: as after
-        # a cache hit or `--from`, so every way to the same inputs computes the same bytes.
-        run.db.remember_outputs(record.cache_key, run.record.notebook, step.name, record.outputs)
-        run.db.observe_changes(run.record.notebook, step.name, changed)
-        run.changed_by.update(dict.fromkeys(changed, step.name))
+        run.provisional[step.name] = hashes
+        return True
+    work = _work(run, STEP, step.name, inputs, step_timeout(run, step))
+    run.submitted[work.name] = _Submitted(work, key, hashes)
+    record.status, record.started_at, record.ended_at = "running", time.time(), None
+    run.executor.submit(work)
+    return False
+
+
+def step_timeout(run: _Run, step: Step) -> float | None:
+    """The step's own `timeout=` option, else the run's --step-timeout."""
+    own: float | None = getattr(step, "timeout_s", None)
+    return own if own is not None else run.step_timeout
+
+
+def _start_test(run: _Run, index: int) -> bool:
+    """Submit test cells, or skip them when they passed on the same values and code before."""
+    test = run.pipeline.tests[index]
+    assert test.step is not None
+    position = run.order[test.step]
+    inputs = _input_hashes(run, dict(test.inputs), position + 1)
+    hashes = {name: a.sha256 for name, a in inputs.items()}
+    key = _cache_key(run, test.cells, tuple(run.parameters), hashes)
+    if _cached(run, key) is not None:
+        run.tests_done.add(index)
+        return True
+    work = _work(run, TEST, test.step, inputs, test=index)
+    run.submitted[f"test-{index}"] = _Submitted(work, key, hashes)
+    run.executor.submit(work)
+    return False
+
+
+def _work(
+    run: _Run,
+    kind: str,
+    step: str,
+    inputs: dict[str, StoredArtifact],
+    timeout: float | None = None,
+    test: int = 0,
+) -> StepWork:
+    return StepWork(
+        kind=kind,
+        step=step,
+        run_id=run.record.run_id,
+        notebook_sha256=run.pipeline.notebook.sha256,
+        parameters=run.parameters,
+        inputs=inputs,
+        store=str(run.home.store.root),
+        log_dir=str(run.home.log_dir(run.record.run_id)),
+        timeout_s=timeout,
+        test=test,
+    )
+
+
+def _input_hashes(run: _Run, producers: dict[str, str], before: int) -> dict[str, StoredArtifact]:
+    """Each input as the notebook's order gives it to a reader at position `before`: from the
+    step that made it, or from the latest step between the two that changed it in place."""
+    found = {}
+    for name, producer in producers.items():
+        floor = run.order.get(producer, -1)
+        changed = [(p, s) for p, s in run.changers.get(name, ()) if floor < p < before]
+        found[name] = _output(run, max(changed)[1] if changed else producer, name)
+    return found
+
+
+def _collect(run: _Run, result: WorkResult) -> None:
+    """Take in ended work: a step's outputs count provisionally, a failure stops the run."""
+    submitted = run.submitted.pop(_submitted_name(run, result.work))
+    work = result.work
+    if work.kind == TEST:
+        _collect_test(run, result, submitted)
+        return
+    record = run.step_record(work.step)
+    record.started_at, record.ended_at = result.started_at, result.ended_at
+    record.duration_s, record.worker = result.duration_s, result.worker
+    if result.status != "ran":
+        record.status = result.status
+        failure = result.failure
+        assert failure is not None or result.status == "cancelled"
+        if failure is not None:
+            run.failures.append((run.order[work.step], failure.error()))
+        run.db.save_run(run.record)
+        run.listener(work.step, "end", record)
+        return
+    record.status, record.outputs = "ran", result.outputs
+    run.db.remember_outputs(submitted.key, run.record.notebook, work.step, result.outputs)
+    run.db.observe_changes(run.record.notebook, work.step, result.changed)
+    run.provisional[work.step] = submitted.inputs
+
+
+def _collect_test(run: _Run, result: WorkResult, submitted: _Submitted) -> None:
+    if result.status == "ran":
+        run.db.remember_outputs(submitted.key, run.record.notebook, result.work.name, {})
+        run.tests_done.add(result.work.test)
+    elif result.failure is not None:
+        run.failures.append((run.order[result.work.step], result.failure.error()))
+
+
+def _submitted_name(run: _Run, work: StepWork) -> str:
+    return f"test-{work.test}" if work.kind == TEST else work.name
+
+
+def _settle(run: _Run) -> None:
+    """Count provisional results, in notebook order, once no earlier step still running could
+    change their inputs; one whose inputs did change under it is made to run again."""
+    for step in run.pipeline.steps:
+        ran_on = run.provisional.get(step.name)
+        if ran_on is None:
+            continue
+        position = run.order[step.name]
+        earlier = run.pipeline.steps[:position]
+        if any(s.name not in run.final and set(s.inputs) & set(step.inputs) for s in earlier):
+            continue
+        del run.provisional[step.name]
+        producers = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
+        now = _input_hashes(run, producers, position)
+        if {n: a.sha256 for n, a in now.items()} != ran_on:
+            run.step_record(step.name).status = "not-run"  # another step changed an input
+            continue
+        _count(run, step, position)
+
+
+def _count(run: _Run, step: Step, position: int) -> None:
+    record = run.step_record(step.name)
+    # Outputs beyond the step's own are inputs it was seen changing when it ran.
+    for name in set(record.outputs) - set(step.outputs):
+        run.changers.setdefault(name, []).append((position, step.name))
+    run.final.add(step.name)
     run.db.save_run(run.record)
     run.listener(step.name, "end", record)
 
 
-def _effective_producers(run: _Run, producers: dict[str, str]) -> dict[str, str]:
-    """Each input's producer, or the later step seen changing it in place since."""
-    order = {step.name: position for position, step in enumerate(run.pipeline.steps)}
-    effective = dict(producers)
-    for name, producer in producers.items():
-        changer = run.changed_by.get(name)
-        if changer is not None and order[changer] > order.get(producer, -1):
-            effective[name] = changer
-    return effective
-
-
-def _fingerprints(namespace: dict[str, Any], names: list[str]) -> dict[str, str]:
-    """Digests of the inputs a step could change in place (not numbers or strings)."""
-    found = {}
-    for name in names:
-        value = namespace.get(name)
-        digest = fingerprint(value) if can_change(value) else None
-        if digest is not None:
-            found[name] = digest
-    return found
-
-
-def _changed_in_place(namespace: dict[str, Any], before: dict[str, str]) -> list[str]:
-    """Inputs whose contents differ after the step: it changed them without rebinding."""
-    return [
-        name
-        for name, digest in before.items()
-        if name in namespace and fingerprint(namespace[name]) != digest
-    ]
-
-
-def _store_changed(
-    run: _Run, step: Step, namespace: dict[str, Any], names: list[str]
-) -> dict[str, StoredArtifact]:
-    """Inputs the step changed in place, stored as its outputs: later steps read them here."""
-    changed = Step(step.name, step.cells, step.reads, step.writes, outputs=tuple(names))
-    return _store_outputs(run, changed, namespace) if names else {}
+def _cancel(run: _Run) -> None:
+    """Stop the running work; the steps it was running are recorded `cancelled`."""
+    for result in run.executor.cancel():
+        if result.work.kind == STEP:
+            record = run.step_record(result.work.step)
+            record.status, record.ended_at = "cancelled", result.ended_at
+            record.started_at, record.duration_s = result.started_at, result.duration_s
+    for record in run.record.steps:
+        if record.status == "running":  # inline: interrupted in this very thread
+            record.status, record.ended_at = "cancelled", time.time()
+            record.duration_s = record.ended_at - (record.started_at or record.ended_at)
 
 
 def _output(run: _Run, step: str, name: str) -> StoredArtifact:
-    for record in run.record.steps:
-        if record.name == step:
-            return record.outputs[name]
-    raise KeyError(f"{step}.{name}")
+    return run.step_record(step).outputs[name]
 
 
-def _all_stored(run: _Run, outputs: dict[str, StoredArtifact]) -> bool:
-    return not _damaged(run, outputs)
+def _cached(run: _Run, key: str) -> dict[str, StoredArtifact] | None:
+    return run.db.cached_outputs(key)
 
 
 def _damaged(run: _Run, outputs: dict[str, StoredArtifact]) -> list[str]:
@@ -227,222 +424,36 @@ def _cache_key(
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _namespace(run: _Run, inputs: dict[str, str]) -> dict[str, Any]:
-    """What the step's cells see: setup's names, every parameter, and its inputs."""
-    namespace = dict(_setup_namespace(run))
-    namespace.update(run.parameters)
-    for name, producer in inputs.items():
-        namespace[name] = _value(run, producer, name)
-    return namespace
-
-
-def _setup_namespace(run: _Run) -> dict[str, Any]:
-    """Setup runs once per run, and only when a step has to run (a fully cached run skips it)."""
-    if run.setup is None:
-        namespace: dict[str, Any] = {"__name__": "__main__", "display": display}
-        namespace.update(run.parameters)  # setup may read parameters, as in the notebook
-        _run_parameter_code(run, namespace)
-        _execute(run, "setup", run.pipeline.setup, namespace)
-        run.setup = {k: v for k, v in namespace.items() if k not in run.parameters}
-    return run.setup
-
-
-def _run_parameter_code(run: _Run, namespace: dict[str, Any]) -> None:
-    """The parameters cell's statements that are not parameters, run after the values are
-    injected and before setup; their output goes to the setup log."""
-    log_path = run.home.log_dir(run.record.run_id) / "setup.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    for part in run.pipeline.parameter_code:
-        filename = cell_filename(run.pipeline, part.cell)
-        source = run.pipeline.notebook.cells[part.cell.index].source
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        failure = None
-        with open(log_path, "a") as log, to_log(log):
-            try:
-                exec(compile(part.source, filename, "exec"), namespace)  # as papermill runs it
-            except Exception as error:
-                failure = _step_failure(run, "setup", part.cell, error, log_path, "parameters")
-        if failure is not None:
-            raise failure
-
-
-def _value(run: _Run, producer: str, name: str) -> Any:
-    key = (producer, name)
-    if key not in run.values:
-        stored = _output(run, producer, name)
-        try:
-            run.values[key] = run.home.store.get(stored.sha256, stored.format)
-        except CorruptArtifact as error:
-            raise StepFailed(
-                f"the stored {producer}.{name} does not match its sha256, so it is not loaded.",
-                where=str(error.path),
-                fix=f"Run again with --force: step {producer!r} recomputes it.",
-            ) from None
-    return run.values[key]
-
-
-def _run_tests(run: _Run, step: str) -> None:
-    """The test cells of `step`, on the values it made; skipped when they passed on the same
-    values (and code) before."""
-    for test in run.pipeline.tests:
-        if test.step != step:
-            continue
-        inputs = _effective_producers(run, dict(test.inputs))
-        hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
-        key = _cache_key(run, test.cells, tuple(run.parameters), hashes)
-        if run.db.cached_outputs(key) is not None:
-            continue
-        _setup_namespace(run)
-        namespace = _namespace(run, inputs)
-        tag = run.pipeline.code(test.cells[0]).tag or "test"
-        _execute(run, f"test-{step}", test.cells, namespace, tag=tag)
-        run.db.remember_outputs(key, run.record.notebook, f"test-{step}", {})
-
-
-def _execute(
-    run: _Run,
-    step: str,
-    cells: tuple[CellRef, ...],
-    namespace: dict[str, Any],
-    tag: str | None = None,
-) -> None:
-    """Run cells as the notebook would; each cell's output is kept (the build's report shows
-    it) and appended to the step's log. `tag` names the cells' role in a failure."""
-    run_dir = run.home.log_dir(run.record.run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / f"{step}.log"
-    for ref in cells:
-        code, imports = _compiled(run.pipeline, ref)
-        namespace.update(imports)
-        failure = None
-        with open(cell_output_path(run_dir, ref), "w") as out, to_log(out):
-            try:
-                exec(code, namespace)  # the user's own cell, as the notebook runs it
-            except Exception as error:
-                failure = _step_failure(run, step, ref, error, log_path, tag)
-        with open(log_path, "a") as log:
-            log.write(cell_output_path(run_dir, ref).read_text())
-        if failure is not None:
-            raise failure
-
-
-def cell_output_path(run_dir: Path, ref: CellRef) -> Path:
-    return run_dir / f"cell-{ref.index}.out"
-
-
-def cell_filename(pipeline: Pipeline, ref: CellRef) -> str:
-    return f"<{pipeline.notebook.display_name} cell {ref.index}>"
-
-
-def _compiled(pipeline: Pipeline, ref: CellRef) -> tuple[Any, dict[str, Any]]:
-    """The cell as plain Python (the code a build generates), with the cell's line numbers."""
-    source = pipeline.notebook.cells[ref.index].source
-    plain = pipeline.code(ref).plain
-    filename = cell_filename(pipeline, ref)
-    tree = _tree_with_cell_lines(plain, _dropped_lines(source), filename)
-    # Tracebacks then show the cell's own lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    imports = {
-        name or module: getattr(importlib.import_module(module), name)
-        if name
-        else importlib.import_module(module)
-        for module, name in plain.imports
-    }
-    # dont_inherit: the cell runs with its own __future__ imports, not this module's.
-    return compile(tree, filename, "exec", dont_inherit=True), imports
-
-
-def _tree_with_cell_lines(plain: PlainPython, dropped: int, filename: str) -> ast.Module:
-    """The code's tree numbered as the cell's lines: the analysed tree itself for a cell run
-    as written; a fresh parse, moved down, for code after a cell magic or converted."""
-    if plain.syntax is not None and plain.syntax[1] == dropped and not plain.source_lines:
-        return plain.syntax[0]
-    return plain.in_cell_lines(ast.parse(plain.code, filename), dropped)
-
-
-def _dropped_lines(source: str) -> int:
-    """How many leading lines plain_python drops: blanks, `#| nbops:` lines, a `%%time` line."""
-    lines = source.split("\n")
-    count = 0
-    while count < len(lines) and (not lines[count].strip() or OPTION_LINE.match(lines[count])):
-        count += 1
-    if count < len(lines) and lines[count].startswith("%%"):
-        return count + 1 + _dropped_lines("\n".join(lines[count + 1 :]))
-    return count
-
-
-def _step_failure(
-    run: _Run, step: str, ref: CellRef, error: Exception, log_path: Path, tag: str | None = None
-) -> StepFailed:
-    frames = traceback.extract_tb(error.__traceback__)
-    ours = cell_filename(run.pipeline, ref)
-    lines = [f.lineno for f in frames if f.filename == ours and f.lineno is not None]
-    user_frames = frames[next((i for i, f in enumerate(frames) if f.filename == ours), 0) :]
-    details = "".join(traceback.format_list(user_frames)) + "".join(
-        traceback.format_exception_only(type(error), error)
-    )
-    line = f" line {lines[-1]}" if lines else ""
-    tag = tag or ("setup" if step == "setup" else f"step:{step}")
-    where = f"{run.pipeline.notebook.display_name} cell {ref.index} [{tag}]{line}"
-    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
-    return StepFailed(
-        f"{summary}",
-        where=where,
-        fix=f"Fix the cell and run again: steps before it are cached. (log: {log_path})",
-        details=details,
-    )
-
-
-def _store_outputs(run: _Run, step: Step, namespace: dict[str, Any]) -> dict[str, StoredArtifact]:
-    outputs: dict[str, StoredArtifact] = {}
-    for name in step.outputs:
-        if name not in namespace:
-            raise StepFailed(
-                f"step {step.name!r} did not define {name!r}, which later cells read.",
-                where=f"{run.pipeline.notebook.display_name} cell {step.cells[0].index}",
-                fix="Make sure every path through the step assigns it.",
-            )
-        try:
-            digest, fmt = run.home.store.put(namespace[name])
-        except OSError as error:  # the disk, not the value: full, or over `ulimit -f`
-            raise StepFailed(
-                f"step {step.name!r} output {name!r} could not be written to the store: "
-                f"{error.strerror or error}.",
-                where=str(run.home.store.root),
-                fix="Free disk space or raise the file-size limit (ulimit -f), then run again: "
-                "the steps before it are cached.",
-            ) from None
-        except Exception as error:
-            raise StepFailed(
-                f"step {step.name!r} output {name!r} ({type(namespace[name]).__name__}) cannot "
-                f"be stored: {error}",
-                where=f"{run.pipeline.notebook.display_name} cell {step.cells[0].index}",
-                fix="Turn it into data (a list, a frame), or compute it in the step that uses it.",
-            ) from None
-        outputs[name] = StoredArtifact(digest, fmt)
-    return outputs
-
-
 def _metrics(run: _Run) -> tuple[dict[str, float], dict[str, str]]:
     """The metrics and why other values the metrics cells name are none (metric_values.py),
     cached like a step: their cells, setup, parameters and input hashes."""
     metrics = run.pipeline.metrics
     if not metrics.names:
         return {}, {}
-    inputs = _effective_producers(run, dict(metrics.inputs))
-    hashes = {name: _output(run, producer, name).sha256 for name, producer in inputs.items()}
+    inputs = _input_hashes(run, dict(metrics.inputs), len(run.pipeline.steps))
+    hashes = {name: a.sha256 for name, a in inputs.items()}
     key = _cache_key(run, metrics.cells, tuple(run.parameters), hashes)
-    cached = run.db.cached_outputs(key)
-    if cached and METRICS_STEP in cached and _all_stored(run, cached):
-        stored = cached[METRICS_STEP]
-        values, problems = run.home.store.get(stored.sha256, stored.format)
-        return values, problems
-    namespace = _namespace(run, inputs)
-    _execute(run, METRICS_STEP, metrics.cells, namespace)
-    values, problems = split_metrics(namespace, metrics.names)
-    stored = StoredArtifact(*run.home.store.put((values, problems)))
-    run.db.remember_outputs(key, run.record.notebook, METRICS_STEP, {METRICS_STEP: stored})
+    cached = _cached(run, key)
+    if not (cached and METRICS_STEP in cached and not _damaged(run, cached)):
+        work = _work(run, METRICS, "", inputs)
+        run.submitted[work.name] = _Submitted(work, key, hashes)
+        run.executor.submit(work)
+        result = _one_result(run)
+        if result.status != "ran":
+            assert result.failure is not None
+            raise result.failure.error()
+        cached = result.outputs
+        run.db.remember_outputs(key, run.record.notebook, METRICS_STEP, cached)
+    stored = cached[METRICS_STEP]
+    values, problems = run.home.store.get(stored.sha256, stored.format)
     return values, problems
+
+
+def _one_result(run: _Run) -> WorkResult:
+    while True:
+        for result in run.executor.wait(POLL_S):
+            run.submitted.pop(result.work.name, None)
+            return result
 
 
 def _new_run_id() -> str:

@@ -113,6 +113,14 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # Each step's place on the run's timeline (steps run side by side), where it ran, and why
+    # it ran again or how it ended when that is not a plain failure.
+    """
+    ALTER TABLE run_steps ADD COLUMN started_at REAL;
+    ALTER TABLE run_steps ADD COLUMN ended_at REAL;
+    ALTER TABLE run_steps ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+    ALTER TABLE run_steps ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -129,19 +137,28 @@ class StoredArtifact:
 @dataclass
 class StepRecord:
     name: str
-    status: str  # ran | cached | failed | not-run
+    # ran | cached | failed | timed-out | cancelled | not-run; `running` while it runs
+    status: str
     duration_s: float = 0.0
     cache_key: str | None = None
     outputs: dict[str, StoredArtifact] = field(default_factory=dict)
     note: str = ""  # why a cached step ran again (a damaged object), for this run's output
+    # Wall-clock times (time.time()) of the step's last start and end; None when it did not run.
+    started_at: float | None = None
+    ended_at: float | None = None
+    worker: str = ""  # where it ran: `inline`, `pid 4242`, a Dask worker's address
 
     def as_dict(self) -> dict[str, Any]:
-        found = {
+        found: dict[str, Any] = {
             "name": self.name,
             "status": self.status,
             "duration_s": round(self.duration_s, 4),
             "outputs": {name: a.sha256 for name, a in self.outputs.items()},
         }
+        if self.started_at is not None:
+            found |= {"started_at": self.started_at, "ended_at": self.ended_at}
+        if self.worker:
+            found["worker"] = self.worker
         return {**found, "note": self.note} if self.note else found
 
 
@@ -150,7 +167,7 @@ class RunRecord:
     run_id: str
     notebook: str
     notebook_sha256: str
-    status: str  # running | succeeded | failed
+    status: str  # running | succeeded | failed | cancelled | interrupted
     started_at: float
     ended_at: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -249,7 +266,9 @@ class StateDb(Database):
             )
             conn.execute("DELETE FROM run_steps WHERE run_id = ?", (run.run_id,))
             conn.executemany(
-                "INSERT INTO run_steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO run_steps (run_id, position, name, status, duration_s, cache_key, "
+                "outputs, started_at, ended_at, worker, note) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run.run_id,
@@ -259,6 +278,10 @@ class StateDb(Database):
                         step.duration_s,
                         step.cache_key,
                         _json_artifacts(step.outputs),
+                        step.started_at,
+                        step.ended_at,
+                        step.worker,
+                        step.note,
                     )
                     for position, step in enumerate(run.steps)
                 ],
@@ -301,6 +324,10 @@ class StateDb(Database):
                 duration_s=s["duration_s"],
                 cache_key=s["cache_key"],
                 outputs=_artifacts(s["outputs"]),
+                note=s["note"],
+                started_at=s["started_at"],
+                ended_at=s["ended_at"],
+                worker=s["worker"],
             )
             for s in conn.execute(
                 "SELECT * FROM run_steps WHERE run_id = ? ORDER BY position", (row["id"],)
