@@ -26,6 +26,7 @@ from nbops.model.examples import smoke_example
 from nbops.model.analysis import analyse
 from nbops.model.pipeline import Endpoint, Pipeline
 from nbops.run.home import Home
+from nbops.run.executors import Executor
 from nbops.run.runner import Listener, cell_output_path, run_pipeline
 from nbops.run.state import RunRecord, StoredArtifact
 
@@ -72,12 +73,22 @@ def build(
     run: bool = True,
     home: Home | None = None,
     listener: Listener | None = None,
+    executor: Executor | None = None,
+    step_timeout: float | None = None,
 ) -> BuildResult:
     """Generate, run (cached), bundle, test and describe the build, then move it into place."""
     home = home or Home.default()
     record = (
         # The build runs the generated tests itself, with the test cells' names.
-        run_pipeline(pipeline, parameters=parameters, home=home, listener=listener, tests=False)
+        run_pipeline(
+            pipeline,
+            parameters=parameters,
+            home=home,
+            listener=listener,
+            tests=False,
+            executor=executor,
+            step_timeout=step_timeout,
+        )
         if run
         else _latest_run(pipeline, home)
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
+from nbops.cli.executing import execution_options, executor_from
 
 
 @cli.command()
@@ -24,9 +26,17 @@ from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
 @click.option(
     "--check", is_flag=True, help="Exit 1 if the build in DIR is out of date with the notebook."
 )
+@execution_options
 @format_option("text", "json")
 def build(
-    notebook: str, out: str | None, params: tuple[str, ...], no_run: bool, check: bool, fmt: str
+    notebook: str,
+    out: str | None,
+    params: tuple[str, ...],
+    no_run: bool,
+    check: bool,
+    fmt: str,
+    step_timeout: float | None,
+    **execution: Any,
 ) -> None:
     """Build NOTEBOOK: generated pipeline package and tests, the run's artifacts with their
     hashes, an HTML report and the nbops.json manifest, written whole into build/<name>/.
@@ -57,7 +67,10 @@ def build(
 
     out_console = console(stderr=fmt == "json")
     try:
-        with StepProgress([s.name for s in pipeline.steps], out_console) as progress:
+        with (
+            executor_from(**execution) as executor,
+            StepProgress([s.name for s in pipeline.steps], out_console) as progress,
+        ):
             result = building.build(
                 pipeline,
                 out=target,
@@ -65,6 +78,8 @@ def build(
                 run=not no_run,
                 home=Home.default(),
                 listener=progress,
+                executor=executor,
+                step_timeout=step_timeout,
             )
     except (StepFailed, building.BuildFailed) as failure:
         print_failure(failure, notebook)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
+from nbops.cli.executing import execution_options, executor_from
 
 
 @cli.command()
@@ -25,6 +26,7 @@ from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
     show_default=True,
     help="local runs it here; docker and k8s use the build's Dockerfile and k8s/ manifests.",
 )
+@execution_options
 @format_option("text", "json")
 def deploy(
     target: str,
@@ -33,6 +35,8 @@ def deploy(
     params: tuple[str, ...],
     where: str,
     fmt: str,
+    step_timeout: float | None,
+    **execution: Any,
 ) -> None:
     """Deploy a notebook (built first, cached) or a build folder. The new version is started
     beside the one serving, and promoted to the stable URL only once /readyz answers and its
@@ -55,12 +59,15 @@ def deploy(
 
         err = console(stderr=True)
         say = functools.partial(err.print, highlight=False, markup=False)
-        folder = _build_folder(target, params)
+        folder = _build_folder(target, params, execution, step_timeout)
         sys.exit(remote_deploy(where, folder, name=name, port=port, say=say))
     if Path(target).is_dir():
         deployment = deploying.deploy(Path(target), name=name, port=port, on_stage=stage)
     else:
-        deployment = _deploy_notebook(target, params, name, port, stage, out)
+        with executor_from(**execution) as executor:
+            deployment = _deploy_notebook(
+                target, params, name, port, stage, out, executor, step_timeout
+            )
     if fmt == "json":
         click.echo(json.dumps(deployment.as_dict(), indent=2))
     elif deployment.status == "healthy":
@@ -84,6 +91,8 @@ def _deploy_notebook(
     port: int | None,
     stage: Any,
     out: Any,
+    executor: Any,
+    step_timeout: float | None,
 ) -> Any:
     from nbops.cli.terminal import StepProgress
     from nbops.deploy import local as deploying
@@ -102,10 +111,14 @@ def _deploy_notebook(
             port=port,
             on_stage=stage,
             listener=progress,
+            executor=executor,
+            step_timeout=step_timeout,
         )
 
 
-def _build_folder(target: str, params: tuple[str, ...]) -> Path:
+def _build_folder(
+    target: str, params: tuple[str, ...], execution: dict[str, Any], step_timeout: float | None
+) -> Path:
     """A build folder as given, or the notebook built into build/<name> first."""
     path = Path(target)
     if path.is_dir():
@@ -117,7 +130,14 @@ def _build_folder(target: str, params: tuple[str, ...]) -> Path:
 
     pipeline = analyse_with_runs(load_notebook(target))
     out = building.default_build_dir(pipeline)
-    building.build(pipeline, out=out, parameters=parse_overrides(params, pipeline.parameters))
+    with executor_from(**execution) as executor:
+        building.build(
+            pipeline,
+            out=out,
+            parameters=parse_overrides(params, pipeline.parameters),
+            executor=executor,
+            step_timeout=step_timeout,
+        )
     return out
 
 

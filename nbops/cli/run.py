@@ -10,54 +10,115 @@ from typing import Any
 import click
 
 from nbops.cli.app import NOTEBOOK, PARAM, REQUIRE, cli, format_option
+from nbops.cli.executing import execution_options, executor_from
 
 
 @cli.command()
 @click.argument("notebook", type=NOTEBOOK)
 @PARAM
+@click.option(
+    "--params-file",
+    type=click.Path(dir_okay=False),
+    help="Parameters from a YAML file (NAME: VALUE); a list of values sweeps that parameter.",
+)
 @REQUIRE
 @click.option("--force", is_flag=True, help="Re-run every step, cached or not.")
 @click.option("--from", "from_step", metavar="STEP", help="Re-run STEP and every step after it.")
 @click.option("--no-tests", is_flag=True, help="Do not run the test cells after their steps.")
+@click.option(
+    "--sort",
+    metavar="METRIC",
+    help="A sweep's table, best first by METRIC (highest first; -METRIC for lowest first).",
+)
+@execution_options
 @format_option("text", "json")
 def run(
     notebook: str,
     params: tuple[str, ...],
+    params_file: str | None,
     gates: tuple[str, ...],
     force: bool,
     from_step: str | None,
     no_tests: bool,
+    sort: str | None,
     fmt: str,
+    step_timeout: float | None,
+    **execution: Any,
 ) -> None:
-    """Run NOTEBOOK's pipeline locally; steps whose code, parameters and inputs did not change
-    are taken from the cache. Each step's test cells run after it. Records the run in .nbops/
-    (see `nbops runs`). Exit 1 if a step or a test cell fails or a --require gate does not
-    hold."""
+    """Run NOTEBOOK's pipeline; steps whose code, parameters and inputs did not change are
+    taken from the cache, independent steps run side by side. Each step's test cells run after
+    it. Records the run in .nbops/ (see `nbops runs`). Exit 1 if a step or a test cell fails or
+    a --require gate does not hold.
+
+    A parameter given several values (-p n_estimators=10,50,100 -p max_depth=4,8, or lists in
+    --params-file) runs the grid, one run per combination, sharing every cached step, and
+    prints a table of the runs."""
+    from nbops.model.notebook import load_notebook
+    from nbops.model.parameters import parse_sweep
+    from nbops.run.home import Home, analyse_with_runs
+
+    pipeline = analyse_with_runs(load_notebook(notebook))
+    grid = parse_sweep(params, pipeline.parameters, _params_file(params_file))
+    required = _parse_gates(pipeline, gates)
+    with executor_from(**execution) as executor:
+        home = Home.default()
+        # The same run either way; only where progress goes differs.
+        start = functools.partial(
+            _run_one,
+            pipeline,
+            force=force,
+            from_step=from_step,
+            home=home,
+            tests=not no_tests,
+            executor=executor,
+            step_timeout=step_timeout,
+        )
+        if len(grid) > 1:
+            _sweep(start, grid, required, sort, fmt, notebook)
+        else:
+            _single(start, grid[0], required, fmt, notebook, pipeline)
+
+
+def _run_one(pipeline: Any, parameters: dict[str, Any], **options: Any) -> Any:
+    from nbops.run.runner import run_pipeline
+
+    return run_pipeline(pipeline, parameters=parameters, **options)
+
+
+def _params_file(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    import yaml
+
+    from nbops.errors import ParameterError
+
+    try:
+        found = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ParameterError(
+            f"--params-file {path}: {error}", fix="Give a YAML file of NAME: VALUE lines."
+        ) from None
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise ParameterError(
+            f"--params-file {path} holds a {type(found).__name__}, not NAME: VALUE lines.",
+            fix="Write one parameter per line, e.g. `n_estimators: [10, 50]`.",
+        )
+    return found
+
+
+def _single(
+    start: Any, parameters: dict[str, Any], required: Any, fmt: str, notebook: str, pipeline: Any
+) -> None:
     import json
 
     from nbops.errors import StepFailed
-    from nbops.model.notebook import load_notebook
-    from nbops.model.parameters import parse_overrides
-    from nbops.run.home import Home, analyse_with_runs
-    from nbops.run.runner import run_pipeline
 
-    pipeline = analyse_with_runs(load_notebook(notebook))
-    overrides = parse_overrides(params, pipeline.parameters)
-    required = _parse_gates(pipeline, gates)
-    home = Home.default()
-    # The same run either way; only where progress goes differs.
-    start = functools.partial(
-        run_pipeline,
-        pipeline,
-        parameters=overrides,
-        force=force,
-        from_step=from_step,
-        home=home,
-        tests=not no_tests,
-    )
+    home = start.keywords["home"]
     if fmt == "json":
         try:
-            record = start()
+            record = start(parameters)
         except StepFailed:
             failed = home.db().runs(str(Path(notebook).resolve()), limit=1)[0]
             click.echo(json.dumps(failed.as_dict(), indent=2))
@@ -72,7 +133,7 @@ def run(
     out = console()
     try:
         with StepProgress([s.name for s in pipeline.steps], out) as progress:
-            record = start(listener=progress)
+            record = start(parameters, listener=progress)
     except StepFailed as failure:
         print_failure(failure, notebook)
         sys.exit(failure.exit_code)
@@ -86,6 +147,76 @@ def run(
         mark = "[green]passed[/]" if not result.failed else "[bold red]failed[/]"
         out.print(f"gate {result.gate} {mark}: {result.reason}", highlight=False)
     sys.exit(1 if any(r.failed for r in results) else 0)
+
+
+def _sweep(
+    start: Any,
+    grid: list[dict[str, Any]],
+    required: Any,
+    sort: str | None,
+    fmt: str,
+    notebook: str,
+) -> None:
+    """One run per combination, one after the other (each with its steps side by side); a
+    failing run is reported in the table and the sweep goes on."""
+    import json
+
+    from nbops.errors import StepFailed
+
+    home = start.keywords["home"]
+    out = None
+    if fmt == "text":
+        from nbops.cli.terminal import console
+
+        out = console()
+    records = []
+    for number, parameters in enumerate(grid, start=1):
+        shown = ", ".join(f"{k}={v!r}" for k, v in parameters.items())
+        if out is not None:
+            out.print(f"run {number} of {len(grid)}: {shown}", highlight=False)
+        try:
+            records.append(start(parameters))
+        except StepFailed as failure:
+            records.append(home.db().runs(str(Path(notebook).resolve()), limit=1)[0])
+            if out is not None:
+                out.print(f"  [bold red]failed[/]: {failure.render()}", highlight=False)
+    records = _sorted_runs(records, sort)
+    gates = [_evaluate(required, r.metrics, r.metric_problems) for r in records]
+    failed = any(r.status != "succeeded" for r in records) or any(
+        g.failed for found in gates for g in found
+    )
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in records], indent=2))
+    else:
+        from nbops.cli.terminal import show, sweep_table
+
+        assert out is not None
+        show(out, sweep_table(records, list(grid[0]), sort))
+    sys.exit(1 if failed else 0)
+
+
+def _sorted_runs(records: list[Any], sort: str | None) -> list[Any]:
+    """Best first by the metric (highest, or lowest for -METRIC); runs without it last."""
+    if not sort:
+        return records
+    lowest = sort.startswith("-")
+    metric = sort.lstrip("-+")
+    if not any(metric in r.metrics for r in records):
+        from nbops.errors import NbopsError
+
+        known = sorted({m for r in records for m in r.metrics}) or ["none"]
+        raise NbopsError(
+            f"--sort {sort!r}: no run recorded a metric {metric!r}.",
+            fix=f"Metrics are: {', '.join(known)}.",
+        )
+
+    def key(record: Any) -> tuple[bool, float]:
+        value = record.metrics.get(metric)
+        if value is None:
+            return (True, 0.0)
+        return (False, value if lowest else -value)
+
+    return sorted(records, key=key)
 
 
 def _parse_gates(pipeline: Any, texts: tuple[str, ...]) -> Any:

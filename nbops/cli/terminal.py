@@ -3,6 +3,7 @@ and deployments. Spinners and colours only on a terminal; piped output is never 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -105,8 +106,9 @@ def _count(number: int, noun: str) -> str:
 
 
 class StepProgress:
-    """One line per step: on a terminal, a spinner while it runs, then how it ended (ran in
-    1.2s, cached); piped, only the line of each step as it ends, so no spinner frame leaks."""
+    """One line per step: on a terminal, a spinner and the time so far while it runs (several
+    at once when steps run side by side), then how it ended (ran in 1.2s, cached); piped, only
+    the line of each step as it ends, so no spinner frame leaks."""
 
     def __init__(self, steps: list[str], out: Console) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -116,18 +118,23 @@ class StepProgress:
         self.progress = Progress(
             SpinnerColumn(finished_text=" "),
             TextColumn("{task.description}"),
+            TextColumn("[dim]{task.fields[clock]}"),
             console=out,
         )
         width = max((len(name) for name in steps), default=0)
         self.labels = {name: name.ljust(width) for name in steps}
         self.tasks = {
-            name: self.progress.add_task(f"[dim]{label}  waiting[/]", total=1, start=False)
+            name: self.progress.add_task(
+                f"[dim]{label}  waiting[/]", total=1, start=False, clock=""
+            )
             for name, label in self.labels.items()
         }
+        self.started: dict[str, float] = {}
 
     def __enter__(self) -> StepProgress:
         if self.live:
             self.progress.start()
+            self._tick()
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -138,18 +145,36 @@ class StepProgress:
         task = self.tasks[step]
         if event == "start":
             self.progress.start_task(task)
-            self.progress.update(task, description=f"[bold]{self.labels[step]}[/]  running")
+            if record.status == "running":
+                self.started[step] = time.monotonic()
+                self.progress.update(task, description=f"[bold]{self.labels[step]}[/]  running")
             return
+        self.started.pop(step, None)
         outcome = {
             "ran": f"[green]ran[/] in {record.duration_s:.2f}s",
             "cached": "[cyan]cached[/]",
             "failed": "[bold red]failed[/]",
+            "timed-out": f"[bold red]timed out[/] after {record.duration_s:.1f}s",
+            "cancelled": "[yellow]cancelled[/]",
         }.get(record.status, record.status)
         line = f"[bold]{self.labels[step]}[/]  {outcome}"
         if self.live:
-            self.progress.update(task, description=line, completed=1)
+            self.progress.update(task, description=line, completed=1, clock="")
         else:
             self.out.print(f"  {line}", highlight=False)
+
+    def _tick(self) -> None:
+        """Show each running step's time so far (Rich redraws; a timer keeps it current)."""
+        import threading
+
+        def tick() -> None:
+            while self.progress.live.is_started:
+                now = time.monotonic()
+                for step, since in list(self.started.items()):
+                    self.progress.update(self.tasks[step], clock=f"{now - since:.0f}s")
+                time.sleep(0.5)
+
+        threading.Thread(target=tick, name="nbops-progress", daemon=True).start()
 
 
 def run_summary(record: RunRecord) -> str:
@@ -187,19 +212,61 @@ def runs_table(records: list[RunRecord]) -> Table:
 
 
 def run_details(record: RunRecord) -> Group:
-    """The run's summary line, a table of its steps, and its parameters on a line."""
+    """The run's summary line, a table of its steps on the run's timeline (when each started
+    and ended, seconds from the run's start, and where it ran), and its parameters."""
     from rich.console import Group
     from rich.text import Text
 
-    table = _table("step", "status", "seconds", "outputs (sha256)")
+    table = _table("step", "status", "start", "end", "seconds", "where", "outputs (sha256)")
     for step in record.steps:
         outputs = ", ".join(f"{n} {a.sha256[:12]}" for n, a in step.outputs.items())
-        table.add_row(step.name, step.status, f"{step.duration_s:.2f}", outputs)
+        start = _offset(step.started_at, record.started_at)
+        end = _offset(step.ended_at, record.started_at)
+        duration = f"{step.duration_s:.2f}" if step.status != "cached" else "-"
+        table.add_row(step.name, step.status, start, end, duration, step.worker or "-", outputs)
     _whole(table, {"step": [step.name for step in record.steps]})
+    parts: list[Any] = [Text(run_summary(record)), table]
+    overlapping = _side_by_side(record)
+    if overlapping:
+        parts.append(Text(f"ran side by side: {'; '.join(overlapping)}"))
     parameters = ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())
-    if not parameters:
-        return Group(Text(run_summary(record)), table)
-    return Group(Text(run_summary(record)), table, Text(f"parameters: {parameters}"))
+    if parameters:
+        parts.append(Text(f"parameters: {parameters}"))
+    return Group(*parts)
+
+
+def _offset(moment: float | None, origin: float) -> str:
+    return f"+{moment - origin:.2f}s" if moment is not None else "-"
+
+
+def _side_by_side(record: RunRecord) -> list[str]:
+    """Pairs of steps whose run intervals overlap."""
+    timed = [s for s in record.steps if s.started_at is not None and s.ended_at is not None]
+    return [
+        f"{a.name} + {b.name}"
+        for i, a in enumerate(timed)
+        for b in timed[i + 1 :]
+        if a.started_at < b.ended_at and b.started_at < a.ended_at  # type: ignore[operator]
+    ]
+
+
+def sweep_table(records: list[RunRecord], parameters: list[str], sort: str | None) -> Table:
+    """A sweep's runs: their parameters and metrics, best first when sorted."""
+    metrics = list(dict.fromkeys(m for r in records for m in r.metrics))
+    title = f"sweep, best first by {sort}" if sort else "sweep"
+    table = _table("run", "status", *parameters, *metrics, "steps", title=title)
+    for record in records:
+        ran = sum(1 for s in record.steps if s.status == "ran")
+        cached = sum(1 for s in record.steps if s.status == "cached")
+        style = {"succeeded": "green", "failed": "red"}.get(record.status, "yellow")
+        table.add_row(
+            record.run_id,
+            f"[{style}]{record.status}[/]",
+            *(repr(record.parameters.get(p)) for p in parameters),
+            *(f"{record.metrics[m]:.4g}" if m in record.metrics else "-" for m in metrics),
+            f"{ran} ran, {cached} cached",
+        )
+    return _whole(table, {"run": [r.run_id for r in records]})
 
 
 def deployments_table(rows: list[dict[str, Any]]) -> Table:

@@ -27,6 +27,7 @@ from nbops.deploy.processes import NotHealthy
 from nbops.deploy.records import Deployment
 from nbops.errors import NbopsError
 from nbops.model.pipeline import Pipeline
+from nbops.run.executors import Executor
 from nbops.run.home import Home
 from nbops.run.pids import same_process, start_time
 from nbops.run.runner import Listener
@@ -99,6 +100,8 @@ def deploy_notebook(
     on_stage: StageListener | None = None,
     listener: Listener | None = None,
     out: Path | None = None,
+    executor: Executor | None = None,
+    step_timeout: float | None = None,
 ) -> Deployment:
     """Build the notebook (cached) as a new version, recorded as `building` from the start,
     so a build that fails shows in the history like any failed version."""
@@ -115,7 +118,15 @@ def deploy_notebook(
         stage("building", f"running and building {pipeline.notebook.display_name}")
         out = out or building.default_build_dir(pipeline)
         try:
-            building.build(pipeline, out=out, parameters=parameters, home=home, listener=listener)
+            building.build(
+                pipeline,
+                out=out,
+                parameters=parameters,
+                home=home,
+                listener=listener,
+                executor=executor,
+                step_timeout=step_timeout,
+            )
         except (StepFailed, building.BuildFailed) as failure:
             tail = "\n".join(failure.details.splitlines()[-20:]) if failure.details else None
             records.update(

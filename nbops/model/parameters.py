@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import itertools
 import tokenize
 from collections.abc import Mapping
 from typing import Any
@@ -239,3 +240,47 @@ def _known_fix(name: str, known: dict[str, Parameter]) -> str:
     if close:
         return f"Did you mean {close[0]!r}?"
     return f"Parameters are: {', '.join(known) or 'none (tag a cell parameters)'}."
+
+
+def parse_sweep(
+    pairs: tuple[str, ...], parameters: tuple[Parameter, ...], grid: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The runs `-p` pairs (and a params file's mapping) ask for: one, or a grid when a value
+    lists several (`-p n_estimators=10,50,100`, or a list in the file) for a parameter that is
+    not itself a tuple or list. A text parameter's values are split on commas unless quoted
+    as one literal (`-p name="'a,b'"`)."""
+    known = {p.name: p for p in parameters}
+    axes: dict[str, list[Any]] = {}
+    for name, value in (grid or {}).items():
+        if name not in known:
+            raise ParameterError(
+                f"the params file sets {name!r}, which is no parameter.",
+                fix=_known_fix(name, known),
+            )
+        many = isinstance(value, list) and known[name].type not in {"list", "tuple"}
+        axes[name] = [_checked(v, known[name]) for v in (value if many else [value])]
+    for pair in pairs:
+        single = parse_overrides((pair,), parameters)
+        name = next(iter(single))
+        axes[name] = [_coerce(text, known[name]) for text in _sweep_texts(pair, known[name])]
+    names = list(axes)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def _sweep_texts(pair: str, parameter: Parameter) -> list[str]:
+    """The texts of the values one `-p NAME=V1,V2` lists; [the text] when it is one value."""
+    text = pair.partition("=")[2]
+    if parameter.type in {"list", "tuple"}:
+        return [text]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return [part.strip() for part in text.split(",")] if "," in text else [text]
+    if isinstance(value, tuple):
+        return [repr(item) for item in value]
+    return [text]
+
+
+def _checked(value: Any, parameter: Parameter) -> Any:
+    """A value read from a params file, checked against the parameter's type like `-p`."""
+    return _coerce(value if isinstance(value, str) else repr(value), parameter)

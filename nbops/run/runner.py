@@ -208,7 +208,7 @@ def _submit_ready(run: _Run) -> None:
 def _ready(run: _Run) -> list[tuple[int, str, int]]:
     """(position, kind, index) of the steps and test cells that can start, in notebook order;
     a step's tests come right after it."""
-    busy = {s.work.name for s in run.submitted.values()}
+    busy = set(run.submitted)  # step names, and test-<index>
     found: list[tuple[int, str, int]] = []
     for position, step in enumerate(run.pipeline.steps):
         if step.name in run.final or step.name in run.provisional or step.name in busy:

@@ -8,9 +8,11 @@ module-level function given plain data, and analyses the notebook again there.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from nbops.lab.server.progress import Job, Outcome, Progress
 from nbops.lab.server.reconcile import Footprint
 from nbops.model.notebook import Notebook
 from nbops.model.pipeline import Pipeline
+from nbops.run.executors import Executor
 from nbops.run.home import Home
 
 # A deployment's name becomes a folder under .nbops/deployments/: no separators, no dot-dot.
@@ -123,17 +126,19 @@ def deploy_work(spec: DeploySpec, job: Progress) -> Outcome:
     from nbops.deploy import local as deploy
 
     pipeline = _runnable(spec.notebook, spec.label, spec.home)
-    deployment = deploy.deploy_notebook(
-        pipeline,
-        parameters=spec.parameters,
-        name=spec.name,
-        port=spec.port,
-        home=spec.home,
-        via=spec.via,
-        on_stage=job.on_stage,
-        listener=job.on_step,
-        out=spec.out,
-    )
+    with _executor() as executor:
+        deployment = deploy.deploy_notebook(
+            pipeline,
+            parameters=spec.parameters,
+            name=spec.name,
+            port=spec.port,
+            home=spec.home,
+            via=spec.via,
+            on_stage=job.on_stage,
+            listener=job.on_step,
+            out=spec.out,
+            executor=executor,
+        )
     job.add_log(deployment.log_tail)
     healthy = deployment.status == "healthy"
     reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
@@ -167,14 +172,32 @@ def run_work(spec: RunSpec, job: Progress) -> Outcome:
 
     pipeline = _runnable(spec.notebook, spec.label, spec.home)
     try:
-        record = run_pipeline(
-            pipeline, parameters=spec.parameters, home=spec.home, listener=job.on_step
-        )
+        with _executor() as executor:
+            record = run_pipeline(
+                pipeline,
+                parameters=spec.parameters,
+                home=spec.home,
+                listener=job.on_step,
+                executor=executor,
+            )
     except StepFailed as failure:
         job.add_log(failure.details)
         failed = spec.home.db().runs(pipeline.notebook.path, limit=1)
         return Outcome(False, failed[0].as_dict() if failed else None, failure.render())
     return Outcome(True, record.as_dict())
+
+
+@contextlib.contextmanager
+def _executor() -> Iterator[Executor]:
+    """Steps of a job run in worker processes, always: a cell that ends its process, or the
+    kernel's out-of-memory killer, fails that step, not the job's process."""
+    from nbops.run.executors import make_executor
+
+    executor = make_executor("process")
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 def start_rollback(
