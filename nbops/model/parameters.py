@@ -260,8 +260,9 @@ def parse_sweep(
         many = isinstance(value, list) and known[name].type not in {"list", "tuple"}
         axes[name] = [_checked(v, known[name]) for v in (value if many else [value])]
     for pair in pairs:
-        single = parse_overrides((pair,), parameters)
-        name = next(iter(single))
+        name = pair.partition("=")[0].strip()
+        # The pair's form and name, checked as -p checks them; the values one by one below.
+        parse_overrides((pair if "=" not in pair else f"{name}=None",), parameters)
         axes[name] = [_coerce(text, known[name]) for text in _sweep_texts(pair, known[name])]
     names = list(axes)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]

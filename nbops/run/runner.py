@@ -257,6 +257,7 @@ def _start_step(run: _Run, step: Step) -> bool:
     run.submitted[work.name] = _Submitted(work, key, hashes)
     record.status, record.started_at, record.ended_at = "running", time.time(), None
     run.executor.submit(work)
+    run.db.save_run(run.record)  # `nbops runs show` sees what runs now
     return False
 
 
