@@ -40,6 +40,15 @@ def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
                 folder,
             ],
             "cold": [venv_binary("nbops"), "run", CHURN, "--format", "json"],
+            "cold-inline": [
+                venv_binary("nbops"),
+                "run",
+                CHURN,
+                "--executor",
+                "inline",
+                "--format",
+                "json",
+            ],
             "warm": [venv_binary("nbops"), "run", CHURN, "--format", "json"],
         }
         _check_warm_run_is_cached(commands["warm"], folder, env)
@@ -47,7 +56,8 @@ def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
         for _ in range(runs):
             for name, argv in commands.items():
                 home = folder / ("home-warm" if name == "warm" else "home-cold")
-                if name == "cold":
+                if name.startswith("cold"):
+                    home = folder / f"home-{name}"
                     shutil.rmtree(home, ignore_errors=True)
                 samples[name].append(
                     time_process(argv, cwd=folder, env={**env, "NBOPS_HOME": str(home)})
@@ -82,6 +92,26 @@ def _rows(samples: dict[str, list[float]]) -> list[Measurement]:
     script = tuple(samples["script"])
     papermill = tuple(samples["papermill"])
     return [
+        Measurement(
+            NAME,
+            workload,
+            "`nbops run` (process executor, the default), cold",
+            tuple(samples["cold"]),
+            baseline="`nbops run --executor inline`, cold",
+            baseline_samples=tuple(samples["cold-inline"]),
+            aim="nbops/baseline <= 1.15",
+            aim_ratio=1.15,
+        ),
+        Measurement(
+            NAME,
+            workload,
+            "`nbops run --executor inline`, cold",
+            tuple(samples["cold-inline"]),
+            baseline="exported script (`nbconvert --to script`, then `python`)",
+            baseline_samples=script,
+            aim="nbops/baseline <= 1.2",
+            aim_ratio=1.2,
+        ),
         Measurement(
             NAME,
             workload,

@@ -197,7 +197,7 @@ def test_ctrl_c_stops_the_running_steps_within_2s_and_leaves_no_process(tmp_path
     workers = wait_for_worker(started.pid, Home(tmp_path / ".nbops"))
     os.kill(started.pid, signal.SIGINT)
     sent = time.monotonic()
-    out, err = started.communicate(timeout=10)
+    _, err = started.communicate(timeout=10)
     assert time.monotonic() - sent < 2
     assert started.returncode == 130, err
     assert "error: the run was cancelled" in err
