@@ -30,7 +30,7 @@ EXECUTORS = {
 
 def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
     """Each executor in turn, round-robin, so load drift hits all alike."""
-    runs = min(runs, 3) if quick else min(runs, 3)  # ~10 s a run: three are enough here
+    runs = min(runs, 2 if quick else 3)  # ~10 s a run: three are enough here
     with tempfile.TemporaryDirectory(prefix="nbops-bench-executors-") as tmp:
         folder = Path(tmp)
         env = user_environment(folder / "pycache")
