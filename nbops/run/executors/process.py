@@ -55,18 +55,41 @@ class ProcessExecutor:
         self._pipeline: Pipeline | None = None
         self._pickled = b""
         self._done: list[WorkResult] = []
+        self._width = 1
+        self._warmed: set[str] = set()
 
     def start(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._pickled = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+        self._width = min(self.slots, widest(pipeline))
+        self._warmed: set[str] = set()
 
     def submit(self, work: StepWork) -> None:
+        if work.run_id not in self._warmed:
+            self._warm(work)
         worker = next((w for w in self._workers if w.running is None), None) or self._spawn()
+        self._send_pipeline(worker, work)
+        worker.connection.send(("work", work))
+        worker.running = Running(work, time.time(), worker.label)
+
+    def _warm(self, work: StepWork) -> None:
+        """Once a run has work to do, start as many workers as its steps can use at once and
+        run setup (the imports) in each, while the first step runs: a step that a free worker
+        takes later does not wait for them. A fully cached run starts none."""
+        self._warmed.add(work.run_id)
+        for worker in self._workers[: self._width]:
+            if worker.running is None:
+                self._send_pipeline(worker, work)
+                worker.connection.send(("warm", work))
+        while len(self._workers) < self._width:
+            worker = self._spawn()
+            self._send_pipeline(worker, work)
+            worker.connection.send(("warm", work))
+
+    def _send_pipeline(self, worker: _Worker, work: StepWork) -> None:
         if work.notebook_sha256 not in worker.notebooks:
             worker.connection.send(("pipeline", work.notebook_sha256, self._pickled))
             worker.notebooks.add(work.notebook_sha256)
-        worker.connection.send(("work", work))
-        worker.running = Running(work, time.time(), worker.label)
 
     def wait(self, timeout: float) -> list[WorkResult]:
         busy = {w.connection: w for w in self._workers if w.running is not None}
@@ -182,6 +205,18 @@ def _cells(pipeline: Pipeline, work: StepWork) -> list[int]:
     if work.kind == TEST:
         return [c.index for c in pipeline.tests[work.test].cells]
     return [c.index for c in pipeline.metrics.cells]
+
+
+def widest(pipeline: Pipeline) -> int:
+    """How many steps can run at once at most: the most steps at one depth of the graph, and
+    one more when test cells run beside the steps."""
+    depth: dict[str, int] = {}
+    for step in pipeline.steps:  # in notebook order: a step's sources come before it
+        sources = [e.source for e in pipeline.edges if e.target == step.name]
+        depth[step.name] = 1 + max((depth.get(s, 0) for s in sources), default=0)
+    levels = list(depth.values())
+    most = max((levels.count(level) for level in set(levels)), default=1)
+    return most + (1 if pipeline.tests else 0)
 
 
 def _tag(work: StepWork) -> str:
