@@ -45,6 +45,7 @@ def test_lineage_json_has_the_documented_shape() -> None:
         "parameters": [],
         "after": [],
         "files_written": [],
+        "timeout_s": None,
     }
     assert data["edges"] == [
         {"source": "load", "target": "train", "artifacts": ["a"], "kind": "data"}

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.durations import parse_duration
 from nbops.model.effects import function_effects
 from nbops.model.endpoints import read_endpoints
 from nbops.model.examples import example_diagnostics
@@ -35,7 +36,7 @@ from nbops.model.sections import (
     section_names,
     untagged_diagnostics,
 )
-from nbops.model.tags import Role
+from nbops.model.tags import TIMEOUT, Role
 
 # Names a Jupyter kernel defines before the first cell runs.
 KERNEL_NAMES = frozenset(
@@ -257,10 +258,29 @@ class _Analysis:
             parameters=tuple(p.name for p in self.parameters if p.name in read & parameter_names),
             after=tuple(dict.fromkeys(name for name, _ in section.after)),
             files_written=names.files,
+            timeout_s=self._step_timeout(section),
         )
         self.steps.append(step)
         self.step_sections[step.name] = section
         self.latest.update(dict.fromkeys(step.writes, step.name))
+
+    def _step_timeout(self, section: Section) -> float | None:
+        """The step's `timeout=` option; cells of one step that disagree are an error."""
+        given = section.options(TIMEOUT)
+        if not given:
+            return None
+        (first, first_code), seconds = given[0], parse_duration(given[0][0].value)
+        for option, code in given[1:]:
+            if parse_duration(option.value) != seconds:
+                self._add(
+                    code,
+                    option.line,
+                    f"step {section.name!r} has two timeouts: {first.tag!r} (cell "
+                    f"{first_code.cell.index}) and {option.tag!r}; nbops uses {first.tag!r}.",
+                    "Keep one 'timeout=' tag for the step.",
+                    tag=option.tag,
+                )
+        return seconds
 
     def _observed_changes(
         self, section: Section, names: SectionNames, inputs: dict[str, str]

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from nbops import __version__
+from nbops.model.durations import format_duration
 from nbops.model.pipeline import CellRef, Endpoint, Pipeline, Step
 
 SCHEMA_VERSION = 1
@@ -60,6 +61,7 @@ def _step(step: Step) -> dict[str, Any]:
         "parameters": list(step.parameters),
         "after": list(step.after),
         "files_written": list(step.files_written),
+        "timeout_s": step.timeout_s,
     }
 
 
@@ -121,6 +123,14 @@ def _cell_list(refs: tuple[CellRef, ...]) -> str:
     return f"cell {indexes}" if len(refs) == 1 else f"cells {indexes}"
 
 
+def _step_label(step: Step) -> list[str]:
+    """A step box's lines: its name, its cells, and its timeout when it has one."""
+    lines = [step.display_name, _cell_list(step.cells)]
+    if step.timeout_s is not None:
+        lines.append(f"timeout {format_duration(step.timeout_s)}")
+    return lines
+
+
 def to_mermaid(pipeline: Pipeline) -> str:
     """A Mermaid flowchart: steps as boxes, artifacts on edges, endpoints, tests and metrics."""
     lines = ["flowchart TD"]
@@ -128,7 +138,7 @@ def to_mermaid(pipeline: Pipeline) -> str:
         names = ", ".join(p.name for p in pipeline.parameters)
         lines.append(f'  parameters[/"parameters: {names}"/]')
     for step in pipeline.steps:
-        label = f"{step.display_name}<br/>{_cell_list(step.cells)}"
+        label = "<br/>".join(_step_label(step))
         lines.append(f'  {_node_id("step", step.name)}["{label}"]')
     for edge in pipeline.edges:
         source, target = _node_id("step", edge.source), _node_id("step", edge.target)
@@ -161,7 +171,7 @@ def to_dot(pipeline: Pipeline) -> str:
         '  node [fontname="Helvetica", shape=box, style=rounded];',
     ]
     for step in pipeline.steps:
-        label = json.dumps(f"{step.display_name}\n{_cell_list(step.cells)}")
+        label = json.dumps("\n".join(_step_label(step)))
         lines.append(f"  {_node_id('step', step.name)} [label={label}];")
     for edge in pipeline.edges:
         source, target = _node_id("step", edge.source), _node_id("step", edge.target)

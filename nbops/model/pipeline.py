@@ -70,6 +70,8 @@ class Step:
     files_written: tuple[str, ...] = ()
     # The name as the notebook writes it (`data-loading`, Kale's way) when that is not `name`.
     title: str = ""
+    # From a `timeout=30m` tag on the step's cells: how long a run gives the step.
+    timeout_s: float | None = None
 
     @property
     def display_name(self) -> str:
@@ -80,6 +82,8 @@ class Step:
             raise ValueError(f"step name {self.name!r} is not a Python identifier")
         if not self.cells:
             raise ValueError(f"step {self.name!r} has no cells")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ValueError(f"step {self.name!r} has timeout {self.timeout_s!r}, not positive")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from nbops.model.dataflow import Names, scan
 from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.effects import Effect
 from nbops.model.notebook import Cell, Notebook
+from nbops.model.options import TagOption
 from nbops.model.plain_python import PlainPython, plain_python
 from nbops.model.python_source import CellPython, cell_python
 from nbops.model.tags import CellTags, Role, read_cell_tags
@@ -67,6 +68,11 @@ class Section:
     @property
     def after(self) -> tuple[tuple[str, CodeCell], ...]:
         return tuple((name, code) for code in self.cells for name in code.tags.after)
+
+    def options(self, key: str) -> tuple[tuple[TagOption, CodeCell], ...]:
+        """Option `key` on each of the section's cells that gives it, in notebook order."""
+        found = ((code.tags.option(key), code) for code in self.cells)
+        return tuple((option, code) for option, code in found if option is not None)
 
 
 def read_cells(notebook: Notebook) -> tuple[CodeCell, ...]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.durations import parse_duration
 from nbops.model.notebook import Cell
+from nbops.model.options import OptionSpec, TagOption, split_option
 
 
 class Role(str, Enum):
@@ -54,6 +56,13 @@ PREFIXED_TAGS: dict[str, Role | str] = {
     "prev": AFTER,  # Kale
 }
 
+# `key=value` tags: options of the cell's role, by role. A new option is one entry here and a
+# parser for its value (which raises ValueError naming the forms it accepts).
+TIMEOUT = "timeout"
+ROLE_OPTIONS: dict[Role, dict[str, OptionSpec]] = {
+    Role.STEP: {TIMEOUT: OptionSpec(parse_duration, example="30m")},
+}
+
 # Kale and Kubeflow name steps like `data-loading`: such a name is kept for display and
 # becomes a Python identifier (`data_loading`) for code, the CLI and generated modules.
 DISPLAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -73,6 +82,11 @@ class CellTags:
     injected: bool = False
     example: bool = False
     diagnostics: tuple[Diagnostic, ...] = ()
+    # `key=value` options the role takes, values checked, first of each key (in ROLE_OPTIONS).
+    options: tuple[TagOption, ...] = ()
+
+    def option(self, key: str) -> TagOption | None:
+        return next((option for option in self.options if option.key == key), None)
 
 
 def option_line_tags(source: str) -> tuple[tuple[str, int], ...]:
@@ -111,6 +125,7 @@ class _TagReader:
         self.after: list[str] = []
         self.injected = False
         self.example = False
+        self.options: list[TagOption] = []
         self.diagnostics: list[Diagnostic] = []
 
     def read(self, tag: str, *, line: int | None) -> None:
@@ -121,6 +136,10 @@ class _TagReader:
         if tag in BARE_TAGS:
             self.injected |= tag == "injected-parameters"
             self.roles.append((BARE_TAGS[tag], None, tag, line))
+            return
+        option = split_option(tag)
+        if option is not None:
+            self.options.append(TagOption(*option, line=line))
             return
         prefix, sep, name = tag.partition(":")
         if sep and prefix in PREFIXED_TAGS:
@@ -178,11 +197,13 @@ class _TagReader:
                 diagnostics=tuple(self.diagnostics),
             )
         if not roles:
+            self._check_options(None)
             return CellTags(
                 after=tuple(self.after), example=self.example, diagnostics=tuple(self.diagnostics)
             )
         self._check_one_role()
         role, name, tag, _ = roles[0]
+        options = self._check_options(role)
         named = next((n for r, n, _, _ in roles if r is role and n), name)
         return CellTags(
             role=role,
@@ -193,6 +214,7 @@ class _TagReader:
             injected=self.injected,
             example=self.example,
             diagnostics=tuple(self.diagnostics),
+            options=options,
         )
 
     def _check_one_role(self) -> None:
@@ -217,6 +239,66 @@ class _TagReader:
                 other[1],
                 other[0],
             )
+
+    def _check_options(self, role: Role | None) -> tuple[TagOption, ...]:
+        """The options `role` takes whose values read; the first of a key wins."""
+        kept: dict[str, TagOption] = {}
+        for option in self.options:
+            spec = self._option_spec(role, option)
+            if spec is None:
+                continue
+            try:
+                spec.parse(option.value)
+            except ValueError as problem:
+                fix = f"Write it like '{option.key}={spec.example}'."
+                self._error(f"{option.tag!r}: {problem}.", fix, option.line, option.tag)
+                continue
+            first = kept.setdefault(option.key, option)
+            if spec.parse(first.value) != spec.parse(option.value):
+                self._error(
+                    f"the cell gives {option.key!r} twice ({first.tag!r}, {option.tag!r}); "
+                    f"nbops uses {first.tag!r}.",
+                    "Keep one of these tags.",
+                    option.line,
+                    option.tag,
+                )
+        return tuple(kept.values())
+
+    def _option_spec(self, role: Role | None, option: TagOption) -> OptionSpec | None:
+        """How `role` reads `option`, or None (with a diagnostic) when it takes no such option."""
+        taken = ROLE_OPTIONS.get(role, {}) if role is not None else {}
+        if option.key in taken:
+            return taken[option.key]
+        takers = roles_taking(option.key)
+        if takers:
+            spec = ROLE_OPTIONS[takers[0]][option.key]
+            kinds = " or ".join(r.value for r in takers)
+            where = f"a {role.value}" if role is not None else "an untagged"
+            self._error(
+                f"{option.tag!r} is on {where} cell, but only {kinds} cells take "
+                f"{option.key!r}, so nbops ignores it.",
+                f"Put it on the {kinds} cell, beside its tag: "
+                f"'{takers[0].value}:<name> {option.key}={spec.example}'.",
+                option.line,
+                option.tag,
+            )
+        elif role is not None:
+            self._warn(
+                f"{option.key!r} is not an option {role.value} cells take, so nbops ignores it.",
+                _option_fix(role, option),
+                option.line,
+                option.tag,
+            )
+        else:
+            suggestion = _closest(option.key.lower(), known_options())
+            if suggestion:
+                self._warn(
+                    f"tag {option.tag!r} is not an nbops tag, so the cell is treated as untagged.",
+                    f"Did you mean '{suggestion}={option.value}'?",
+                    option.line,
+                    option.tag,
+                )
+        return None
 
     def check_cell_magic_first(self, source: str) -> None:
         """A `%%magic` below `#|` lines runs in nbops but fails in Jupyter and papermill."""
@@ -251,6 +333,27 @@ class _TagReader:
                 tag=tag,
             )
         )
+
+
+def roles_taking(key: str) -> tuple[Role, ...]:
+    """The roles that take option `key`, in ROLE_OPTIONS order."""
+    return tuple(role for role, options in ROLE_OPTIONS.items() if key in options)
+
+
+def known_options() -> frozenset[str]:
+    return frozenset(key for options in ROLE_OPTIONS.values() for key in options)
+
+
+def _option_fix(role: Role, option: TagOption) -> str:
+    """Did-you-mean among the options `role` takes, or the list of them."""
+    taken = ROLE_OPTIONS.get(role, {})
+    match = _closest(option.key.lower(), taken)
+    if match:
+        return f"Did you mean '{match}={option.value}'?"
+    if not taken:
+        return f"{role.value.capitalize()} cells take no options; remove it."
+    listing = ", ".join(f"'{key}={spec.example}'" for key, spec in taken.items())
+    return f"{role.value.capitalize()} cells take {listing}."
 
 
 def is_step_name(name: str) -> bool:
@@ -294,7 +397,7 @@ def did_you_mean(tag: str) -> str | None:
     return bare
 
 
-def _closest(word: str, known: Mapping[str, object]) -> str | None:
+def _closest(word: str, known: Iterable[str]) -> str | None:
     """The known tag at most one typo per four of its letters away from `word`, if any."""
     distances = {tag: _edit_distance(word, tag) for tag in known}
     near = [tag for tag, d in distances.items() if d <= max(1, len(tag) // 4)]
