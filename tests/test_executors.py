@@ -25,11 +25,11 @@ NBOPS = str(Path(sys.executable).parent / "nbops")
 CHURN = Path(__file__).parent.parent / "example_notebooks" / "churn.ipynb"
 
 
-def ending(code: str) -> list[tuple[str, list[str]] | str]:
+def ending(code: str, *options: str) -> list[tuple[str, list[str]] | str]:
     return [
         ("import os, signal, time", ["setup"]),
         ("numbers = [1, 2, 3]", ["step:load"]),
-        (f"total = sum(numbers)\n{code}", ["step:boom"]),
+        (f"total = sum(numbers)\n{code}", ["step:boom", *options]),
         ("doubled = total * 2", ["step:after"]),
     ]
 
@@ -113,6 +113,15 @@ def failure_of_timeout(code: str, home: Home) -> tuple[StepFailed, RunRecord]:
     with pytest.raises(StepFailed) as caught:
         run_with("process", ending(code), home, step_timeout=1.5)
     return caught.value, home.db().runs(limit=1)[0]
+
+
+def test_the_step_tags_time_limit_wins_over_the_runs(home: Home) -> None:
+    started = time.monotonic()
+    with pytest.raises(StepFailed) as caught:
+        run_with("process", ending("while True:\n    pass", "timeout=2s"), home, step_timeout=60)
+    assert time.monotonic() - started < 4
+    assert "within its time limit (2s)" in caught.value.message
+    assert home.db().runs(limit=1)[0].steps[1].status == "timed-out"
 
 
 def pid_running(pid: int) -> bool:

@@ -206,8 +206,8 @@ def _submit_ready(run: _Run) -> None:
 
 
 def _ready(run: _Run) -> list[tuple[int, str, int]]:
-    """(position, kind, index) of the steps and test cells that can start, in notebook order;
-    a step's tests come right after it."""
+    """(position, kind, index) of the steps and test cells that can start, in notebook order,
+    a step's tests right after it (one at a time), or steps before tests (side by side)."""
     busy = set(run.submitted)  # step names, and test-<index>
     found: list[tuple[int, str, int]] = []
     for position, step in enumerate(run.pipeline.steps):
@@ -222,6 +222,8 @@ def _ready(run: _Run) -> list[tuple[int, str, int]]:
             upto = run.order[test.step]
             if all(s.name in run.final for s in run.pipeline.steps[: upto + 1]):
                 found.append((upto, TEST + "s", index))
+    if run.executor.slots > 1:  # steps first: the next step takes the warm worker, not a test
+        return sorted(found, key=lambda item: (item[1] != STEP, item[0]))
     return sorted(found)
 
 
@@ -263,8 +265,7 @@ def _start_step(run: _Run, step: Step) -> bool:
 
 def step_timeout(run: _Run, step: Step) -> float | None:
     """The step's own `timeout=` option, else the run's --step-timeout."""
-    own: float | None = getattr(step, "timeout_s", None)
-    return own if own is not None else run.step_timeout
+    return step.timeout_s if step.timeout_s is not None else run.step_timeout
 
 
 def _start_test(run: _Run, index: int) -> bool:

@@ -102,14 +102,6 @@ def perform(work: StepWork, pipeline: Pipeline, on_cell: CellListener | None = N
     return result
 
 
-def prepare(work: StepWork, pipeline: Pipeline) -> None:
-    """Run the run's setup here ahead of its first work (a failure shows when work runs)."""
-    try:
-        _setup(work, pipeline, _store(work.store), lambda _: None)
-    except StepFailed:
-        _SETUP.pop(work.run_id, None)
-
-
 def _perform(
     work: StepWork, pipeline: Pipeline, on_cell: CellListener
 ) -> tuple[dict[str, StoredArtifact], tuple[str, ...]]:

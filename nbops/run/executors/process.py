@@ -24,8 +24,6 @@ from nbops.model.pipeline import Pipeline
 from nbops.run.executors import Running
 from nbops.run.work import STEP, TEST, Failure, StepWork, WorkResult, cell_where
 
-EXIT_WAIT_S = 1.0
-
 
 @dataclass
 class _Worker:
@@ -55,41 +53,40 @@ class ProcessExecutor:
         self._pipeline: Pipeline | None = None
         self._pickled = b""
         self._done: list[WorkResult] = []
-        self._width = 1
-        self._warmed: set[str] = set()
+        self._queue: list[StepWork] = []  # submitted, waiting for a free worker
 
     def start(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._pickled = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
-        self._width = min(self.slots, widest(pipeline))
-        self._warmed: set[str] = set()
 
     def submit(self, work: StepWork) -> None:
-        if work.run_id not in self._warmed:
-            self._warm(work)
-        worker = next((w for w in self._workers if w.running is None), None) or self._spawn()
-        self._send_pipeline(worker, work)
-        worker.connection.send(("work", work))
-        worker.running = Running(work, time.time(), worker.label)
+        """Run the work on a free worker; a step may start a new worker (which pays setup's
+        imports), while test and metrics cells, quick as a rule, wait for one that is free."""
+        idle = next((w for w in self._workers if w.running is None), None)
+        if idle is None and self._worth_a_worker(work):
+            idle = self._spawn()
+        if idle is None:
+            self._queue.append(work)
+            self._queue.sort(key=lambda queued: queued.kind != STEP)  # steps first
+            return
+        self._dispatch(idle, work)
 
-    def _warm(self, work: StepWork) -> None:
-        """Once a run has work to do, start as many workers as its steps can use at once and
-        run setup (the imports) in each, while the first step runs: a step that a free worker
-        takes later does not wait for them. A fully cached run starts none."""
-        self._warmed.add(work.run_id)
-        for worker in self._workers[: self._width]:
-            if worker.running is None:
-                self._send_pipeline(worker, work)
-                worker.connection.send(("warm", work))
-        while len(self._workers) < self._width:
-            worker = self._spawn()
-            self._send_pipeline(worker, work)
-            worker.connection.send(("warm", work))
+    def _worth_a_worker(self, work: StepWork) -> bool:
+        """Whether to start a worker for the work rather than wait for one: for a step, when
+        no worker is just running test or metrics cells (free again in a moment)."""
+        if len(self._workers) >= self.slots:
+            return False
+        if not self._workers:
+            return True
+        busy = [w.running.work.kind for w in self._workers if w.running is not None]
+        return work.kind == STEP and all(kind == STEP for kind in busy)
 
-    def _send_pipeline(self, worker: _Worker, work: StepWork) -> None:
+    def _dispatch(self, worker: _Worker, work: StepWork) -> None:
         if work.notebook_sha256 not in worker.notebooks:
             worker.connection.send(("pipeline", work.notebook_sha256, self._pickled))
             worker.notebooks.add(work.notebook_sha256)
+        worker.connection.send(("work", work))
+        worker.running = Running(work, time.time(), worker.label)
 
     def wait(self, timeout: float) -> list[WorkResult]:
         busy = {w.connection: w for w in self._workers if w.running is not None}
@@ -102,14 +99,26 @@ class ProcessExecutor:
         for worker in busy.values():
             if worker.running is not None and time.time() >= _deadline(worker):
                 self._done.append(self._timed_out(worker))
+        self._drain()
         done, self._done = self._done, []
         return done
+
+    def _drain(self) -> None:
+        """Queued work to free workers, or to a new one when every worker was lost."""
+        while self._queue:
+            idle = next((w for w in self._workers if w.running is None), None)
+            if idle is None and not self._workers:
+                idle = self._spawn()
+            if idle is None:
+                return
+            self._dispatch(idle, self._queue.pop(0))
 
     def running(self) -> Mapping[str, Running]:
         return {w.running.work.name: w.running for w in self._workers if w.running is not None}
 
     def cancel(self) -> list[WorkResult]:
-        cancelled = []
+        cancelled = [_ended(Running(work, time.time()), "cancelled", None) for work in self._queue]
+        self._queue = []
         for worker in [w for w in self._workers if w.running is not None]:
             running = worker.running
             assert running is not None
@@ -118,16 +127,11 @@ class ProcessExecutor:
         return cancelled
 
     def close(self) -> None:
+        """Kill every worker's process group: idle workers hold nothing worth a goodbye, and
+        anything a step left running in the background goes with them."""
         for worker in self._workers:
-            if worker.running is None:
-                with contextlib.suppress(OSError):
-                    worker.connection.send(("exit",))
-        stop = time.time() + EXIT_WAIT_S
-        for worker in self._workers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.process.wait(max(0.0, stop - time.time()))
-            worker.kill()  # the group too: anything a step left running in the background
-        self._workers = []
+            worker.kill()
+        self._workers, self._queue = [], []
 
     def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -205,18 +209,6 @@ def _cells(pipeline: Pipeline, work: StepWork) -> list[int]:
     if work.kind == TEST:
         return [c.index for c in pipeline.tests[work.test].cells]
     return [c.index for c in pipeline.metrics.cells]
-
-
-def widest(pipeline: Pipeline) -> int:
-    """How many steps can run at once at most: the most steps at one depth of the graph, and
-    one more when test cells run beside the steps."""
-    depth: dict[str, int] = {}
-    for step in pipeline.steps:  # in notebook order: a step's sources come before it
-        sources = [e.source for e in pipeline.edges if e.target == step.name]
-        depth[step.name] = 1 + max((depth.get(s, 0) for s in sources), default=0)
-    levels = list(depth.values())
-    most = max((levels.count(level) for level in set(levels)), default=1)
-    return most + (1 if pipeline.tests else 0)
 
 
 def _tag(work: StepWork) -> str:

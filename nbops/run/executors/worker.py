@@ -23,7 +23,7 @@ PARENT_CHECK_S = 0.2
 def main(fd: int) -> None:
     connection = Connection(fd)
     _watch_parent(os.getppid())
-    from nbops.run.work import perform, prepare  # after the watch: imports take a while
+    from nbops.run.work import perform  # after the watch: imports take a while
 
     pipelines: dict[str, Any] = {}
     while True:
@@ -33,8 +33,6 @@ def main(fd: int) -> None:
             return
         if message[0] == "pipeline":
             pipelines[message[1]] = pickle.loads(message[2])
-        elif message[0] == "warm":
-            prepare(message[1], pipelines[message[1].notebook_sha256])
         elif message[0] == "work":
             work = message[1]
             result = perform(
