@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from nbops.model.diagnostic import Diagnostic, Severity
+from nbops.model.durations import format_duration
 from nbops.model.lineage import endpoint_producer
 from nbops.model.pipeline import CellRef, Pipeline
 from nbops.run.state import RunRecord, StepRecord
@@ -57,7 +58,10 @@ def lineage_tree(pipeline: Pipeline) -> Tree:
         tree.add(f"[bold]setup[/] [dim]{_cells(pipeline.setup)}[/]")
     steps = tree.add("[bold]steps[/]")
     for step in pipeline.steps:
-        node = steps.add(f"[bold cyan]{escape(step.display_name)}[/] [dim]{_cells(step.cells)}[/]")
+        limit = f" [dim]timeout {format_duration(step.timeout_s)}[/]" if step.timeout_s else ""
+        node = steps.add(
+            f"[bold cyan]{escape(step.display_name)}[/] [dim]{_cells(step.cells)}[/]{limit}"
+        )
         for edge in pipeline.edges:
             if edge.target == step.name:
                 flow = ", ".join(edge.artifacts) if edge.artifacts else "[dim]after[/]"
