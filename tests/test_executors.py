@@ -259,3 +259,29 @@ def test_a_sweep_runs_shared_steps_once_and_tables_the_runs(tmp_path: Path) -> N
     assert sorted(statuses["load"]) == ["cached", "cached", "cached", "ran"]
     assert sorted(statuses["features"]) == ["cached", "cached", "cached", "ran"]
     assert statuses["train"] == ["ran"] * 4
+
+
+HIDDEN_CHANGE = [
+    ("import time", ["setup"]),
+    ("data = [3, 1, 2]", ["step:load"]),
+    # The analysis cannot see this call change `data`; the runner sees it when the step ends.
+    ("time.sleep(0.5)\ngetattr(data, 'sort')()\nsorted_flag = True", ["step:change"]),
+    ("first = data[0]", ["step:read"]),
+    ("first_value = float(first)", ["metrics"]),
+]
+
+
+def test_a_step_that_read_a_value_changed_under_it_runs_again(tmp_path: Path) -> None:
+    """`read` runs beside `change`, on the unsorted list; once `change` is seen sorting it in
+    place, `read` runs again on the sorted one, as one step after another would have it."""
+    inline = run_with("inline", HIDDEN_CHANGE, Home(tmp_path / "inline"))
+    parallel = run_with("process", HIDDEN_CHANGE, Home(tmp_path / "process"))
+    assert [s.outputs for s in parallel.steps] == [s.outputs for s in inline.steps]
+    home = Home(tmp_path / "process")
+    assert parallel.metrics == inline.metrics == {"first_value": 1.0}
+    assert parallel.steps[2].note == (
+        "ran again: an earlier step changed data in place while it ran"
+    )
+    # The next run knows: `read` waits for `change`, and everything is cached.
+    again = run_with("process", HIDDEN_CHANGE, home)
+    assert [s.status for s in again.steps] == ["cached"] * 3

@@ -369,8 +369,14 @@ def _settle(run: _Run) -> None:
         del run.provisional[step.name]
         producers = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
         now = _input_hashes(run, producers, position)
-        if {n: a.sha256 for n, a in now.items()} != ran_on:
-            run.step_record(step.name).status = "not-run"  # another step changed an input
+        hashes = {name: a.sha256 for name, a in now.items()}
+        if hashes != ran_on:  # an earlier step changed an input in place while this one ran
+            record = run.step_record(step.name)
+            changed = sorted(name for name in hashes if hashes[name] != ran_on.get(name))
+            record.status = "not-run"
+            record.note = (
+                f"ran again: an earlier step changed {', '.join(changed)} in place while it ran"
+            )
             continue
         _count(run, step, position)
 
