@@ -250,14 +250,15 @@ def _start_step(run: _Run, step: Step) -> bool:
     if damaged:
         listed = ", ".join(f"{step.name}.{name}" for name in damaged)
         record.note = f"re-ran: the stored {listed} was missing or did not match its sha256"
-    run.listener(step.name, "start", record)
     if cached is not None and set(step.outputs) <= set(cached) and not damaged:
         record.status, record.outputs = "cached", cached
         run.provisional[step.name] = hashes
+        run.listener(step.name, "start", record)
         return True
     work = _work(run, STEP, step.name, inputs, step_timeout(run, step))
     run.submitted[work.name] = _Submitted(work, key, hashes)
     record.status, record.started_at, record.ended_at = "running", time.time(), None
+    run.listener(step.name, "start", record)
     run.executor.submit(work)
     run.db.save_run(run.record)  # `nbops runs show` sees what runs now
     return False
