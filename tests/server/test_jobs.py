@@ -94,7 +94,8 @@ def test_steps_running_side_by_side_are_all_shown_and_end_by_name() -> None:
         ("b2", "failed", "timed out after 1.50 s"),
     ]
     assert snapshot["running_steps"] == []
-    assert snapshot["step"] == {"index": 2, "total": 4, "name": "b1", "state": "cancelled"}
+    # None runs any more: `step` is the one started last.
+    assert snapshot["step"] == {"index": 3, "total": 4, "name": "b2", "state": "timed-out"}
     assert "step b2: timed out after 1.50 s" in snapshot["log"]
 
 
