@@ -248,6 +248,9 @@ function stageView(stage: IJobStage): IStageView {
   };
 }
 
+/** Between the running steps a headline names; the panel lets a line break only there. */
+export const STEP_SEPARATOR = ' · ';
+
 /**
  * "running step 2 of 5: features" while steps run ("running step 2 of 6: b1 · step 3 of 6: b2"
  * while several run side by side), else the running stage's words.
@@ -261,7 +264,7 @@ export function runningHeadline(job: IJob): string {
     job.kind === 'run';
   const steps = runningSteps(job).filter(s => s.index !== null && s.total > 0);
   if (steps.length > 0 && stepping) {
-    return `running ${steps.map(stepOfN).join(' · ')}`;
+    return `running ${steps.map(stepOfN).join(STEP_SEPARATOR)}`;
   }
   return label;
 }
