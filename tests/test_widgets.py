@@ -17,10 +17,11 @@ from markupsafe import escape
 from nbops.deploy import local as deploy
 from nbops.deploy.processes import free_port
 from nbops.lab.magics import MagicLine, MagicUsage, parse_line
-from nbops.lab.server.jobs import JobRegistry
+from nbops.lab.server.jobs import Job, JobRegistry
 from nbops.lab.server.operations import lineage_of_file
 from nbops.lab.widgets import DeployPanel, LineageView
 from nbops.run.home import Home
+from nbops.run.state import StepRecord
 
 MODEL = [
     ("factor = 2  # how <b>steep</b>", ["parameters"]),
@@ -152,6 +153,18 @@ def test_clicking_deploy_starts_a_job_and_shows_it_live_until_healthy(
 
     stopped = deploy.stop("model", home=stopped_afterwards)
     assert stopped is not None and stopped.status == "stopped"
+
+
+def test_the_deploy_panel_names_every_step_running_at_once(model: Path) -> None:
+    panel = DeployPanel(model, registry=JobRegistry())
+    job = Job("deploy", "model.ipynb", ["load", "b1", "b2"])
+    job.on_stage("building", "running and building model.ipynb")
+    for name in ("b1", "b2"):
+        job.on_step(name, "start", StepRecord(name, "not-run"))
+
+    panel.show(job.snapshot())
+
+    assert "running step 2 of 3: <b>b1</b> · step 3 of 3: <b>b2</b></div>" in panel.status.value
 
 
 # the magics

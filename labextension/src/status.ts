@@ -248,18 +248,37 @@ function stageView(stage: IJobStage): IStageView {
   };
 }
 
-/** "running step 2 of 5: features" while steps run, else the running stage's words. */
+/** Between the running steps a headline names; the panel lets a line break only there. */
+export const STEP_SEPARATOR = ' · ';
+
+/**
+ * "running step 2 of 5: features" while steps run ("running step 2 of 6: b1 · step 3 of 6: b2"
+ * while several run side by side), else the running stage's words.
+ */
 export function runningHeadline(job: IJob): string {
   const current = [...job.stages].reverse().find(s => s.state === 'running');
   const label = current ? stageLabel(current.name) : 'starting';
-  const step = job.step;
   const stepping =
-    current === undefined || ['running', 'building'].includes(label);
-  const stepRuns =
-    step !== null && (step.state === undefined || step.state === 'running');
-  if (step && step.index !== null && step.total > 0 && stepping && stepRuns) {
-    const k = Math.min(step.index, step.total);
-    return `running step ${k} of ${step.total}: ${step.name}`;
+    current === undefined ||
+    ['running', 'building'].includes(label) ||
+    job.kind === 'run';
+  const steps = runningSteps(job).filter(s => s.index !== null && s.total > 0);
+  if (steps.length > 0 && stepping) {
+    return `running ${steps.map(stepOfN).join(STEP_SEPARATOR)}`;
   }
   return label;
+}
+
+/** The steps running now: the job's `running_steps`, or its `step` from an older server. */
+export function runningSteps(job: IJob): IJobStep[] {
+  if (job.running_steps !== undefined) {
+    return job.running_steps;
+  }
+  const step = job.step;
+  return step !== null && (step.state ?? 'running') === 'running' ? [step] : [];
+}
+
+function stepOfN(step: IJobStep): string {
+  const k = Math.min(step.index ?? 0, step.total);
+  return `step ${k} of ${step.total}: ${step.name}`;
 }

@@ -180,12 +180,17 @@ export interface IJobStage {
   ended_at: number | null;
 }
 
-/** The step running now (1-based `index`), or the last one, with its state (running, ran...). */
+/** The step started last (1-based `index`), with its state (running, ran...). */
 export interface IJobStep {
   index: number | null;
   total: number;
   name: string;
   state?: string;
+}
+
+/** A step running now: steps that do not depend on each other run side by side. */
+export interface IRunningStep extends IJobStep {
+  started_at: number;
 }
 
 /** What a finished deploy or rollback made: the deployment's version, as the state db has it. */
@@ -207,6 +212,8 @@ export interface IJob {
   state: JobState;
   stages: IJobStage[];
   step: IJobStep | null;
+  /** Every step running now, in the order they started (absent from older servers). */
+  running_steps?: IRunningStep[];
   log: string[];
   result: IJobResult | null;
   error: string | null;

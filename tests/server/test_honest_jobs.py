@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from test_server import Fetch, finished, get, post, refused, write
 from traitlets.config import Config
@@ -17,10 +18,12 @@ from traitlets.config import Config
 from nbops.deploy import local as deploy
 from nbops.deploy import records
 from nbops.lab.server.jobs import shutdown_all
+from nbops.run.executors import default_jobs
 from nbops.run.home import Home
 from nbops.run.pids import pid_alive
 
 pytestmark = pytest.mark.slow
+WORKER = "nbops.run.executors.worker"  # a step worker's command line names its module
 
 SERVE = (
     "def predict(x: float) -> float:\n    '''Scale x.'''\n    return x * scale",
@@ -90,17 +93,24 @@ def runs(root: Path, notebook: str) -> list[tuple[str, str | None]]:
     return [(run.status, (run.error or {}).get("message")) for run in found]
 
 
-async def test_a_deploy_calling_os_exit_fails_and_the_server_goes_on(jp_fetch: Fetch, root: Path):
-    write(root / "dies.ipynb", pipeline("import os\nos._exit(1)"))
+async def test_a_step_calling_os_exit_fails_naming_its_cell_and_the_server_goes_on(
+    jp_fetch: Fetch, root: Path
+):
+    write(root / "dies.ipynb", pipeline("import os\nos._exit(3)"))
 
     job = await finished(jp_fetch, await started(jp_fetch, "deployments", {"path": "dies.ipynb"}))
 
-    message = (
-        "the job's process exited with code 1 while step 'boom' ran, before the job finished: "
-        "the notebook's code called os._exit() or crashed. The Jupyter server is unaffected."
-    )
-    assert (job["state"], job["error"]) == ("failed", message)
+    message = job["error"]
+    assert job["state"] == "failed"
+    # The executor's words, then its fix (the two are not parted by a full stop yet).
+    assert message.startswith(
+        "dies.ipynb cell 1 [step:boom]: the step's process exited with code 3"
+    ), message
+    assert message.endswith(
+        "A step must not end its process: remove the os._exit()/exit call from the cell."
+    ), message
     assert job["step"] == {"index": 2, "total": 2, "name": "boom", "state": "failed"}
+    assert job["running_steps"] == []
     assert versions(root, "dies") == [(1, "failed", message, None)]
     assert runs(root, "dies.ipynb") == [("failed", message)]
     assert (await get(jp_fetch, "jobs"))[0]["job_id"] == job["job_id"]  # the server answers
@@ -111,11 +121,12 @@ async def test_a_deploy_raising_system_exit_fails_naming_the_cell(jp_fetch: Fetc
 
     job = await finished(jp_fetch, await started(jp_fetch, "deployments", {"path": "exits.ipynb"}))
 
-    message = (
-        "exits.ipynb cell 1 line 2: the notebook's code raised SystemExit(3), which ends a "
-        "process; the job stopped there. Raise an exception instead of calling sys.exit()."
-    )
-    assert (job["state"], job["error"]) == ("failed", message)
+    message = job["error"]
+    assert job["state"] == "failed"
+    assert message.startswith(  # the step fails in its worker; the job's process goes on
+        "exits.ipynb cell 1 [step:boom] line 2: the cell called sys.exit(3)"
+    ), message
+    assert "Fix the cell and run again: steps before it are cached. (log: " in message
     assert [(s["name"], s["state"]) for s in job["stages"]] == [("building", "failed")]
     assert "    sys.exit(3)" in job["log"]
     assert versions(root, "exits") == [(1, "failed", message, None)]
@@ -179,3 +190,81 @@ async def test_a_cancel_while_the_new_version_starts_stops_its_service(jp_fetch:
     assert versions(root, "slow") == [(1, "failed", reason, None)]
     assert not pid_alive(service)
     assert "slow v1 recorded as failed (was starting)" in job["log"]
+
+
+def processes_started_since(before: set[psutil.Process]) -> set[psutil.Process]:
+    """This process's descendants (the server runs in it) that were not there before: a job's
+    child and its step workers, while the child is alive to be their parent."""
+    now = set(psutil.Process().children(recursive=True))
+    return {p for p in now - before if p.is_running()}
+
+
+def still_running(processes: set[psutil.Process], within: float) -> list[psutil.Process]:
+    """Those of `processes` still running after `within` seconds; a zombie (ended, its exit
+    not yet collected by whoever adopted it) runs nothing."""
+
+    def runs(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + within
+    while (alive := [p for p in processes if runs(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
+async def test_a_cancelled_run_ends_at_once_and_leaves_no_process_behind(
+    jp_fetch: Fetch, root: Path
+):
+    write(root / "loops.ipynb", pipeline("while scale:\n    pass", step="spin"))  # after load
+    before = set(psutil.Process().children(recursive=True))
+    job_id = await started(jp_fetch, "runs", {"path": "loops.ipynb"})
+    await reaches(jp_fetch, job_id, "spin")
+    ours = processes_started_since(before)
+    workers = [p for p in ours if WORKER in " ".join(p.cmdline())]
+    assert workers, [p.cmdline() for p in ours]  # the step runs in a worker of the job's child
+
+    asked = time.monotonic()
+    await post(jp_fetch, f"jobs/{job_id}/cancel", {})
+    job = await finished(jp_fetch, job_id, timeout=10)
+    took = time.monotonic() - asked
+
+    assert (job["state"], job["error"]) == ("cancelled", "cancelled while step 'spin' ran.")
+    assert took < 2, f"cancelled after {took:.2f} s"
+    assert job["running_steps"] == []
+    assert job["step"] == {"index": 2, "total": 2, "name": "spin", "state": "cancelled"}
+    alive = still_running(ours, within=1.0)
+    assert alive == [], [(p.pid, p.name()) for p in alive]
+
+
+@pytest.mark.skipif(default_jobs() < 2, reason="two steps at once need two cores")
+async def test_a_run_shows_its_branches_running_side_by_side(jp_fetch: Fetch, root: Path):
+    branch = "import time\ntime.sleep(1.5)\n{name} = values[0] + 1"
+    write(
+        root / "branches.ipynb",
+        [
+            ("values = [1, 2]", ["step:load"]),
+            (branch.format(name="left"), ["step:b1"]),
+            (branch.format(name="right"), ["step:b2"]),
+        ],
+    )
+    job_id = await started(jp_fetch, "runs", {"path": "branches.ipynb"})
+
+    seen: list[list[tuple[int, int, str, str]]] = []
+    while (job := await get(jp_fetch, f"jobs/{job_id}"))["state"] == "running":
+        seen.append(
+            sorted((s["index"], s["total"], s["name"], s["state"]) for s in job["running_steps"])
+        )
+        await asyncio.sleep(0.1)
+
+    assert job["state"] == "succeeded", job
+    both = [(2, 3, "b1", "running"), (3, 3, "b2", "running")]
+    assert both in seen, seen
+    assert [(s["name"], s["state"]) for s in job["stages"]] == [
+        ("load", "succeeded"),
+        ("b1", "succeeded"),
+        ("b2", "succeeded"),
+    ]
+    assert job["running_steps"] == []

@@ -65,6 +65,53 @@ def test_a_run_jobs_stages_are_its_steps() -> None:
     ]
 
 
+def test_steps_running_side_by_side_are_all_shown_and_end_by_name() -> None:
+    job = Job("run", "nb.ipynb", ["load", "b1", "b2", "join"])
+    job.on_step("load", "start", StepRecord("load", "not-run"))
+    job.on_step("load", "end", StepRecord("load", "ran", duration_s=0.25))
+    job.on_step("b1", "start", StepRecord("b1", "not-run"))
+    job.on_step("b2", "start", StepRecord("b2", "not-run"))
+
+    snapshot = job.snapshot()
+    assert [(s["index"], s["total"], s["name"], s["state"]) for s in snapshot["running_steps"]] == [
+        (2, 4, "b1", "running"),
+        (3, 4, "b2", "running"),
+    ]
+    assert all(isinstance(s["started_at"], float) for s in snapshot["running_steps"])
+    assert snapshot["step"] == {"index": 3, "total": 4, "name": "b2", "state": "running"}
+    assert job.where() == "while steps 'b1' and 'b2' ran"
+
+    job.on_step("b2", "end", StepRecord("b2", "timed-out", duration_s=1.5))
+    assert [s["name"] for s in job.snapshot()["running_steps"]] == ["b1"]
+    assert job.snapshot()["step"] == {"index": 2, "total": 4, "name": "b1", "state": "running"}
+    assert job.where() == "while step 'b1' ran"
+    job.finish(Outcome(False, None, "cancelled while step 'b1' ran.", state="cancelled"))
+
+    snapshot = job.snapshot()
+    assert [(s["name"], s["state"], s["message"]) for s in snapshot["stages"]] == [
+        ("load", "succeeded", "ran in 0.25 s"),
+        ("b1", "failed", "running"),
+        ("b2", "failed", "timed out after 1.50 s"),
+    ]
+    assert snapshot["running_steps"] == []
+    # None runs any more: `step` is the one started last.
+    assert snapshot["step"] == {"index": 3, "total": 4, "name": "b2", "state": "timed-out"}
+    assert "step b2: timed out after 1.50 s" in snapshot["log"]
+
+
+def test_a_cache_hit_starts_and_ends_at_once() -> None:
+    job = Job("run", "nb.ipynb", ["load", "fit"])
+    job.on_step("load", "start", StepRecord("load", "cached"))
+    job.on_step("load", "end", StepRecord("load", "cached"))
+
+    snapshot = job.snapshot()
+    assert snapshot["running_steps"] == []
+    assert [(s["name"], s["state"], s["message"]) for s in snapshot["stages"]] == [
+        ("load", "succeeded", "cached")
+    ]
+    assert snapshot["log"] == ["step load: cached"]
+
+
 def test_a_job_runs_in_a_child_process_and_relays_its_progress() -> None:
     registry = JobRegistry()
     job = registry.submit("run", "a", works.succeeds)

@@ -4,6 +4,7 @@ import {
   deployReducer,
   isBusy,
   runningHeadline,
+  runningSteps,
   stageLabel,
   type DeployAction,
   type IDeployState
@@ -367,5 +368,76 @@ describe('words', () => {
 
   it('says starting before any stage runs', () => {
     expect(runningHeadline(job())).toBe('starting');
+  });
+});
+
+describe('steps running side by side', () => {
+  const building = {
+    name: 'building',
+    state: 'running',
+    message: 'running and building churn.ipynb',
+    started_at: 10,
+    ended_at: null
+  };
+  const b1 = {
+    index: 2,
+    total: 6,
+    name: 'b1',
+    state: 'running',
+    started_at: 11
+  };
+  const b2 = {
+    index: 3,
+    total: 6,
+    name: 'b2',
+    state: 'running',
+    started_at: 11.5
+  };
+
+  it('names every running step, in the order they started', () => {
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({ stages: [building], step: b2, running_steps: [b1, b2] })
+      }
+    ]);
+    expect(state.headline).toBe('running step 2 of 6: b1 · step 3 of 6: b2');
+  });
+
+  it('drops a step once it ended, while the other still runs', () => {
+    const headline = runningHeadline(
+      job({ stages: [building], step: b1, running_steps: [b1] })
+    );
+    expect(headline).toBe('running step 2 of 6: b1');
+  });
+
+  it('shows the stage between steps, when none runs', () => {
+    const ended = { ...b2, state: 'ran' };
+    const headline = runningHeadline(
+      job({ stages: [building], step: ended, running_steps: [] })
+    );
+    expect(headline).toBe('building');
+  });
+
+  it("shows a run job's running steps, whose stages are its steps", () => {
+    const stages = [b1, b2].map(s => ({
+      name: s.name,
+      state: 'running',
+      message: 'running',
+      started_at: s.started_at,
+      ended_at: null
+    }));
+    const headline = runningHeadline(
+      job({ kind: 'run', stages, step: b2, running_steps: [b1, b2] })
+    );
+    expect(headline).toBe('running step 2 of 6: b1 · step 3 of 6: b2');
+  });
+
+  it('falls back to `step` from a server without running_steps', () => {
+    expect(runningSteps(job({ step: { ...b1, state: 'running' } }))).toEqual([
+      { ...b1, state: 'running' }
+    ]);
+    expect(runningSteps(job({ step: { ...b1, state: 'ran' } }))).toEqual([]);
   });
 });

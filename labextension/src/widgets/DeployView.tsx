@@ -6,7 +6,12 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
 import type { NbopsModel } from '../model';
-import { canCancel, isBusy, type IDeployState } from '../status';
+import {
+  STEP_SEPARATOR,
+  canCancel,
+  isBusy,
+  type IDeployState
+} from '../status';
 import type { IDeployment, IDeploymentVersion } from '../tokens';
 import { ErrorNote } from './LineageView';
 import { useSignals } from './useSignal';
@@ -103,7 +108,12 @@ function Progress({
     >
       <div className="nbops-Progress-headline">
         <span data-testid="nbops-deploy-status" data-phase={state.phase}>
-          {state.headline}
+          {state.headline.split(STEP_SEPARATOR).map((part, i) => (
+            <React.Fragment key={i}>
+              {i > 0 && STEP_SEPARATOR}
+              <span className="nbops-Progress-part">{part}</span>
+            </React.Fragment>
+          ))}
         </span>
         {!isBusy(state) && (
           <button className="nbops-linkButton" onClick={onDismiss} title="Hide">
