@@ -72,7 +72,7 @@ def failure_of(executor: str, code: str, home: Home) -> tuple[StepFailed, RunRec
 def test_a_step_that_ends_its_process_fails_alone(home: Home) -> None:
     failure, record = failure_of("process", "os._exit(3)", home)
     assert failure.where == "nb.ipynb cell 2 [step:boom]"
-    assert failure.message == "the step's process exited with code 3"
+    assert failure.message == "the step's process exited with code 3."
     assert [s.status for s in record.steps] == ["ran", "failed", "not-run"]
     assert record.status == "failed"
 
@@ -86,7 +86,7 @@ def test_a_step_killed_by_a_signal_says_so(home: Home) -> None:
 @pytest.mark.parametrize("executor", ["inline", "process"])
 def test_sys_exit_in_a_cell_fails_the_step_not_the_runner(executor: str, home: Home) -> None:
     failure, record = failure_of(executor, "raise SystemExit(2)", home)
-    assert failure.message == "the cell called sys.exit(2)"
+    assert failure.message == "the cell called sys.exit(2)."
     assert failure.where == "nb.ipynb cell 2 [step:boom] line 2"
     assert [s.status for s in record.steps] == ["ran", "failed", "not-run"]
 

@@ -342,6 +342,7 @@ def _collect(run: _Run, result: WorkResult) -> None:
     run.db.remember_outputs(submitted.key, run.record.notebook, work.step, result.outputs)
     run.db.observe_changes(run.record.notebook, work.step, result.changed)
     run.provisional[work.step] = submitted.inputs
+    run.listener(work.step, "end", record)  # it ended; it counts once _settle says so
 
 
 def _collect_test(run: _Run, result: WorkResult, submitted: _Submitted) -> None:
@@ -389,7 +390,8 @@ def _count(run: _Run, step: Step, position: int) -> None:
         run.changers.setdefault(name, []).append((position, step.name))
     run.final.add(step.name)
     run.db.save_run(run.record)
-    run.listener(step.name, "end", record)
+    if record.status == "cached":  # a step that ran was told ended when its result came
+        run.listener(step.name, "end", record)
 
 
 def _cancel(run: _Run) -> None:

@@ -227,7 +227,7 @@ def _execute(
                 failure = _step_failure(pipeline, log_name, ref, error, log_path, tag)
             except SystemExit as error:  # `exit()` in a cell ends the step, not the process
                 failure = _step_failure(pipeline, log_name, ref, error, log_path, tag)
-                failure.message = f"the cell called sys.exit({error.code!r})"
+                failure.message = f"the cell called sys.exit({error.code!r})."
         with open(log_path, "a") as log:
             log.write(cell_output_path(run_dir, ref).read_text())
         if failure is not None:

@@ -102,11 +102,8 @@ async def test_a_step_calling_os_exit_fails_naming_its_cell_and_the_server_goes_
 
     message = job["error"]
     assert job["state"] == "failed"
-    # The executor's words, then its fix (the two are not parted by a full stop yet).
-    assert message.startswith(
-        "dies.ipynb cell 1 [step:boom]: the step's process exited with code 3"
-    ), message
-    assert message.endswith(
+    assert message == (
+        "dies.ipynb cell 1 [step:boom]: the step's process exited with code 3. "
         "A step must not end its process: remove the os._exit()/exit call from the cell."
     ), message
     assert job["step"] == {"index": 2, "total": 2, "name": "boom", "state": "failed"}
@@ -124,7 +121,7 @@ async def test_a_deploy_raising_system_exit_fails_naming_the_cell(jp_fetch: Fetc
     message = job["error"]
     assert job["state"] == "failed"
     assert message.startswith(  # the step fails in its worker; the job's process goes on
-        "exits.ipynb cell 1 [step:boom] line 2: the cell called sys.exit(3)"
+        "exits.ipynb cell 1 [step:boom] line 2: the cell called sys.exit(3). Fix the cell"
     ), message
     assert "Fix the cell and run again: steps before it are cached. (log: " in message
     assert [(s["name"], s["state"]) for s in job["stages"]] == [("building", "failed")]

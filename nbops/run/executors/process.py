@@ -185,11 +185,11 @@ class ProcessExecutor:
     def _died(self, running: Running, code: int | None) -> WorkResult:
         if code is not None and code < 0:
             name = signal.Signals(-code).name
-            oom = ": out of memory?" if -code == signal.SIGKILL else ""
+            oom = ": out of memory?" if -code == signal.SIGKILL else "."
             message = f"the step's process was killed by {name}{oom}"
             fix = "Check the step's memory use (the kernel log names the OOM killer); run again."
         else:
-            message = f"the step's process exited with code {code}"
+            message = f"the step's process exited with code {code}."
             fix = "A step must not end its process: remove the os._exit()/exit call from the cell."
         return _ended(running, "failed", Failure(message, where=self._where(running), fix=fix))
 
