@@ -5,6 +5,8 @@ path still opens the local folder store, without importing fsspec."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +187,26 @@ def test_home_takes_the_store_from_nbops_store(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NBOPS_STORE", "shared")
     assert Home.default().store.url == str(tmp_path / "shared")
+
+
+def test_a_store_used_before_a_fork_works_in_the_forked_child(s3_store_url: str) -> None:
+    store = open_store(s3_store_url)
+    store.put([1, 2])  # the parent's filesystem object is made and used before the fork
+    child = multiprocessing.get_context("fork").Process(target=extend_in_child, args=(store,))
+    child.start()  # forked: the child has this very object, not a copy made from its URL
+    child.join(timeout=20)
+    assert child.exitcode == 0
+    assert store.recall(KEY) == {"longer": store.put([1, 2, 3])}
+
+
+def test_a_url_store_travels_to_another_process_as_its_url(s3_store_url: str) -> None:
+    store = open_store(s3_store_url)
+    digest, fmt = store.put("sent")
+    again = pickle.loads(pickle.dumps(store))
+    assert isinstance(again, FsspecStore)
+    assert again.url == store.url
+    assert again.get(digest, fmt) == "sent"
+
+
+def extend_in_child(store: ArtifactStore) -> None:
+    store.remember(KEY, {"longer": store.put([1, 2, 3])})

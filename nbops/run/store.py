@@ -389,18 +389,37 @@ class FsspecStore(ArtifactStore):
     """The same layout under an fsspec URL (`s3://bucket/prefix`, `memory://name`, ...)."""
 
     def __init__(self, url: str) -> None:
-        # Only URL stores need fsspec: the folder store stays as fast as it was without it.
-        from fsspec.core import url_to_fs  # type: ignore[import-untyped]
-
-        self.fs, prefix = url_to_fs(url)
         self.root = self.url = url.rstrip("/")
-        self._prefix = prefix.rstrip("/")
-        protocols = self.fs.protocol
-        protocols = {protocols} if isinstance(protocols, str) else set(protocols)
-        self._whole_uploads = bool(protocols & WHOLE_UPLOADS)
+        self._pid = -1
+        self._opened()  # now, so that a bad URL or a missing library fails here
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem of this process."""
+        return self._opened()[0]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Sent to another process (a Dask worker) as its URL, opened there afresh."""
+        return (open_store, (self.url,))
 
     def path(self, digest: str, fmt: str) -> Path:
         raise NotLocal(self.url)
+
+    def _opened(self) -> tuple[Any, str]:
+        """The filesystem and the root's path in it, made again in a forked child: s3fs
+        refuses to be used by a process other than the one that made it."""
+        if self._pid != os.getpid():
+            # Only URL stores need fsspec: the folder store stays as fast as it was without it.
+            from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+
+            fs, prefix = url_to_fs(self.url)
+            self._filesystem: tuple[Any, str] = (fs, prefix.rstrip("/"))
+            self._pid = os.getpid()
+        return self._filesystem
+
+    def _key(self, name: str) -> str:
+        """The object's path as the filesystem names it: without the protocol."""
+        return f"{self._opened()[1]}/{name}"
 
     def _where(self, name: str) -> str:
         return f"{self.url}/{name}"
@@ -409,30 +428,35 @@ class FsspecStore(ArtifactStore):
         return self._where(name)
 
     def _read_bytes(self, name: str) -> bytes:
-        data: bytes = self.fs.cat_file(f"{self._prefix}/{name}")
+        data: bytes = self.fs.cat_file(self._key(name))
         return data
 
     def _sha256_of(self, name: str) -> str:
         digest = hashlib.sha256()
-        with self.fs.open(f"{self._prefix}/{name}", "rb") as handle:
+        with self.fs.open(self._key(name), "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
         return digest.hexdigest()
 
     def _write(self, name: str, data: bytes) -> None:
-        target = f"{self._prefix}/{name}"
-        if self._whole_uploads:
-            self.fs.pipe_file(target, data)
+        fs, target = self.fs, self._key(name)
+        if uploads_whole(fs):
+            fs.pipe_file(target, data)
             return
         folder, _, base = target.rpartition("/")
         temp = f"{folder}/.{base}.{uuid.uuid4().hex}.tmp"
-        self.fs.makedirs(folder, exist_ok=True)
-        self.fs.pipe_file(temp, data)
+        fs.makedirs(folder, exist_ok=True)
+        fs.pipe_file(temp, data)
         try:
-            self.fs.mv(temp, target)
+            fs.mv(temp, target)
         finally:
-            if self.fs.exists(temp):
-                self.fs.rm_file(temp)
+            if fs.exists(temp):
+                fs.rm_file(temp)
+
+
+def uploads_whole(fs: Any) -> bool:
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & WHOLE_UPLOADS)
 
 
 def object_name(digest: str, fmt: str) -> str:
