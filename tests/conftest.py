@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,35 @@ def example_notebooks() -> dict[str, Path]:
     paths = {path.stem: path for path in sorted(EXAMPLES.glob("*.ipynb"))}
     assert paths, f"no example notebooks under {EXAMPLES}"
     return paths
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A real S3 API (moto in server mode) on loopback for the session; its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_store_url(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`s3://<a fresh bucket>/store` on the moto server, with the environment a worker process
+    needs to open it (endpoint and credentials), set here so child processes inherit it."""
+    import s3fs
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    bucket = f"nbops-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(endpoint_url=moto_server).mkdir(bucket)
+    return f"s3://{bucket}/store"

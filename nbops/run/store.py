@@ -4,6 +4,20 @@ Every read checks the bytes against the sha256 they are named by before anything
 deserialised: a pickle is code, so an object someone swapped or damaged is refused, never
 loaded. Writing an object again replaces a file whose content does not match.
 
+The store is a local folder, or any fsspec URL (`open_store("s3://bucket/prefix")`), laid out
+the same way: `<root>/<sha[:2]>/<sha>.<format>` for objects and `<root>/keys/<key[:2]>/<key>.json`
+for the step-cache index, so a second working directory (or machine) sharing the store finds
+the steps already computed. fsspec is imported only for a URL: the local folder never loads it.
+
+A worker process opens a URL store from its URL and the environment alone. For S3 (s3fs, through
+botocore) that is:
+
+- `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`), or `AWS_PROFILE`;
+- `AWS_DEFAULT_REGION` when the bucket's region cannot be found out;
+- `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`) for an S3-compatible server: MinIO, moto;
+- any keyword argument of s3fs as `FSSPEC_S3_<NAME>` (fsspec's own configuration), e.g.
+  `FSSPEC_S3_ENDPOINT_URL=http://127.0.0.1:9000`; other protocols take `FSSPEC_<PROTOCOL>_<NAME>`.
+
 This module depends on nothing else in nbops: builds copy it next to the generated pipeline, so
 `python -m pipeline` stores and hashes artifacts exactly as `nbops run` does.
 """
@@ -14,10 +28,13 @@ import functools
 import hashlib
 import inspect
 import io
+import json
 import os
 import pickle
+import re
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +265,9 @@ def _loaded(module: str) -> Any:
 class CorruptArtifact(Exception):
     """A stored object whose bytes do not match the sha256 it is named by."""
 
-    def __init__(self, path: Path, found: str) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, found: str) -> None:
+        self.path = path  # a Path in a local store, the object's URL in a store on fsspec
+        self.location = str(path)
         self.found = found
         super().__init__(
             f"{path} does not match its sha256 (its content hashes to {found[:12]}...): it was "
@@ -257,42 +275,214 @@ class CorruptArtifact(Exception):
         )
 
 
+class NotLocal(Exception):
+    """A local file was asked of a store that is not a local folder."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(
+            f"{url} is not a local folder, so its objects have no path: read them with "
+            "`read(sha256, format)`."
+        )
+
+
+Outputs = dict[str, tuple[str, str]]  # output name -> (sha256, format)
+CACHE_KEY = re.compile(r"[0-9A-Za-z_-]{2,200}")  # it names a file, so no `/` and no `..`
+
+
+def open_store(location: str | Path) -> ArtifactStore:
+    """The store at a folder (a path or `file://` URL), or at any other fsspec URL."""
+    text = str(location)
+    if isinstance(location, Path) or "://" not in text:
+        return ArtifactStore(text)
+    if text.startswith("file://"):
+        return ArtifactStore(text.removeprefix("file://"))
+    return FsspecStore(text)
+
+
 class ArtifactStore:
-    """Files under `root/<sha[:2]>/<sha>.<format>`; written to a temp file, then renamed."""
+    """Files under `root/<sha[:2]>/<sha>.<format>`; written to a temp file, then renamed.
+
+    `FsspecStore` keeps the same layout under a URL by overriding only the methods that touch
+    bytes or name them: `_where`, `_corrupt_path`, `_read_bytes`, `_sha256_of` and `_write`."""
+
+    root: Path | str  # the folder; for a store on fsspec, its URL
+    url: str  # what `open_store` reopens this store from, in any process
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.root = self._folder = Path(root)
+        self.url = str(self._folder.absolute())
 
     def path(self, digest: str, fmt: str) -> Path:
-        return self.root / digest[:2] / f"{digest}.{fmt}"
+        return self._folder / object_name(digest, fmt)
+
+    def location(self, digest: str, fmt: str) -> str:
+        """The object's path or URL, for messages."""
+        return self._where(object_name(digest, fmt))
 
     def put(self, value: Any) -> tuple[str, str]:
         """Store a value; returns its sha256 and format. Storing it again costs no write."""
         data, fmt = serialise(value)
         digest = hashlib.sha256(data).hexdigest()
         if not self.has(digest, fmt):  # missing, or there but damaged: (re)write it
-            write_atomic(self.path(digest, fmt), data)
+            self._write(object_name(digest, fmt), data)
         return digest, fmt
 
     def get(self, digest: str, fmt: str) -> Any:
         """The value, once its bytes match `digest`; CorruptArtifact otherwise."""
-        path = self.path(digest, fmt)
-        data = path.read_bytes()
+        return deserialise(self.read(digest, fmt), fmt)
+
+    def read(self, digest: str, fmt: str) -> bytes:
+        """The object's bytes, once they match `digest`; CorruptArtifact otherwise."""
+        name = object_name(digest, fmt)
+        data = self._read_bytes(name)
         found = hashlib.sha256(data).hexdigest()
         if found != digest:
-            raise CorruptArtifact(path, found)
-        return deserialise(data, fmt)
+            raise CorruptArtifact(self._corrupt_path(name), found)
+        return data
 
     def has(self, digest: str, fmt: str) -> bool:
         """Whether the object is there and its bytes still match its name."""
-        path = self.path(digest, fmt)
         try:
-            return _file_sha256(path) == digest
+            return self._sha256_of(object_name(digest, fmt)) == digest
         except OSError:
             return False
 
+    def remember(self, cache_key: str, outputs: Outputs) -> None:
+        """Record the outputs a step with this cache key made, in the store itself: another
+        working directory sharing the store then finds them."""
+        entry = {"outputs": {name: list(pair) for name, pair in sorted(outputs.items())}}
+        self._write(key_name(cache_key), json.dumps(entry, sort_keys=True).encode())
 
-def _file_sha256(path: Path) -> str:
+    def recall(self, cache_key: str) -> Outputs | None:
+        """The outputs remembered for this cache key; None when none are, or the entry is not
+        one this store wrote (a step recomputed is the cost of a damaged index, never a
+        wrong value: `get` checks each object anyway)."""
+        try:
+            entry = json.loads(self._read_bytes(key_name(cache_key)))
+        except (OSError, ValueError):
+            return None
+        return outputs_in(entry)
+
+    def _where(self, name: str) -> str:
+        return str(self._folder / name)
+
+    def _corrupt_path(self, name: str) -> Path | str:
+        return self._folder / name
+
+    def _read_bytes(self, name: str) -> bytes:
+        return (self._folder / name).read_bytes()
+
+    def _sha256_of(self, name: str) -> str:
+        return file_sha256(self._folder / name)
+
+    def _write(self, name: str, data: bytes) -> None:
+        write_atomic(self._folder / name, data)
+
+
+# Object stores where one upload appears whole or not at all (S3 and GCS PUTs, S3 multipart
+# uploads): written in place. Elsewhere a write goes to a temp name, then is moved.
+WHOLE_UPLOADS = frozenset({"s3", "s3a", "gs", "gcs"})
+
+
+class FsspecStore(ArtifactStore):
+    """The same layout under an fsspec URL (`s3://bucket/prefix`, `memory://name`, ...)."""
+
+    def __init__(self, url: str) -> None:
+        self.root = self.url = url.rstrip("/")
+        self._pid = -1
+        self._opened()  # now, so that a bad URL or a missing library fails here
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem of this process."""
+        return self._opened()[0]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Sent to another process (a Dask worker) as its URL, opened there afresh."""
+        return (open_store, (self.url,))
+
+    def path(self, digest: str, fmt: str) -> Path:
+        raise NotLocal(self.url)
+
+    def _opened(self) -> tuple[Any, str]:
+        """The filesystem and the root's path in it, made again in a forked child: s3fs
+        refuses to be used by a process other than the one that made it."""
+        if self._pid != os.getpid():
+            # Only URL stores need fsspec: the folder store stays as fast as it was without it.
+            from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+
+            fs, prefix = url_to_fs(self.url)
+            self._filesystem: tuple[Any, str] = (fs, prefix.rstrip("/"))
+            self._pid = os.getpid()
+        return self._filesystem
+
+    def _key(self, name: str) -> str:
+        """The object's path as the filesystem names it: without the protocol."""
+        return f"{self._opened()[1]}/{name}"
+
+    def _where(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def _corrupt_path(self, name: str) -> Path | str:
+        return self._where(name)
+
+    def _read_bytes(self, name: str) -> bytes:
+        data: bytes = self.fs.cat_file(self._key(name))
+        return data
+
+    def _sha256_of(self, name: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(self._key(name), "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def _write(self, name: str, data: bytes) -> None:
+        fs, target = self.fs, self._key(name)
+        if uploads_whole(fs):
+            fs.pipe_file(target, data)
+            return
+        folder, _, base = target.rpartition("/")
+        temp = f"{folder}/.{base}.{uuid.uuid4().hex}.tmp"
+        fs.makedirs(folder, exist_ok=True)
+        fs.pipe_file(temp, data)
+        try:
+            fs.mv(temp, target)
+        finally:
+            if fs.exists(temp):
+                fs.rm_file(temp)
+
+
+def uploads_whole(fs: Any) -> bool:
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & WHOLE_UPLOADS)
+
+
+def object_name(digest: str, fmt: str) -> str:
+    return f"{digest[:2]}/{digest}.{fmt}"
+
+
+def key_name(cache_key: str) -> str:
+    if not CACHE_KEY.fullmatch(cache_key):
+        raise ValueError(f"{cache_key!r} is not a cache key: letters, digits, _ and - only")
+    return f"keys/{cache_key[:2]}/{cache_key}.json"
+
+
+def outputs_in(entry: Any) -> Outputs | None:
+    """The outputs of an index entry, if it has the shape `remember` writes."""
+    outputs = entry.get("outputs") if isinstance(entry, dict) else None
+    if not isinstance(outputs, dict):
+        return None
+    if not all(
+        isinstance(pair, list) and [type(p) for p in pair] == [str, str]
+        for pair in outputs.values()
+    ):
+        return None
+    return {name: (digest, fmt) for name, (digest, fmt) in outputs.items()}
+
+
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
