@@ -29,6 +29,7 @@ from nbops.run.home import Home
 from nbops.run.executors import Executor
 from nbops.run.runner import Listener, cell_output_path, run_pipeline
 from nbops.run.state import RunRecord, StoredArtifact
+from nbops.run.store import ArtifactStore
 
 MANIFEST = "nbops.json"
 MANIFEST_VERSION = 1
@@ -187,10 +188,11 @@ def _copied(
     index: dict[str, dict[str, Any]] = {}
     for key, (producer, name) in sorted(needed.items()):
         stored: StoredArtifact = outputs[producer][name]
-        source = home.store.path(stored.sha256, stored.format)
-        target = store / source.relative_to(home.store.root)
+        # Checked bytes, from a folder or a shared (remote) store alike.
+        data = home.store.read(stored.sha256, stored.format)
+        target = ArtifactStore(store).path(stored.sha256, stored.format)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        target.write_bytes(data)
         index[key] = {
             **stored.as_dict(),
             "file": str(target.relative_to(staging)),

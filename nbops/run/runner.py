@@ -301,7 +301,7 @@ def _work(
         notebook_sha256=run.pipeline.notebook.sha256,
         parameters=run.parameters,
         inputs=inputs,
-        store=str(run.home.store.root),
+        store=run.home.store.url,
         log_dir=str(run.home.log_dir(run.record.run_id)),
         timeout_s=timeout,
         test=test,
@@ -339,7 +339,7 @@ def _collect(run: _Run, result: WorkResult) -> None:
         run.listener(work.step, "end", record)
         return
     record.status, record.outputs = "ran", result.outputs
-    run.db.remember_outputs(submitted.key, run.record.notebook, work.step, result.outputs)
+    _remember(run, submitted.key, work.step, result.outputs)
     run.db.observe_changes(run.record.notebook, work.step, result.changed)
     run.provisional[work.step] = submitted.inputs
     run.listener(work.step, "end", record)  # it ended; it counts once _settle says so
@@ -347,7 +347,7 @@ def _collect(run: _Run, result: WorkResult) -> None:
 
 def _collect_test(run: _Run, result: WorkResult, submitted: _Submitted) -> None:
     if result.status == "ran":
-        run.db.remember_outputs(submitted.key, run.record.notebook, result.work.name, {})
+        _remember(run, submitted.key, result.work.name, {})
         run.tests_done.add(result.work.test)
     elif result.failure is not None:
         run.failures.append((run.order[result.work.step], result.failure.error()))
@@ -412,7 +412,19 @@ def _output(run: _Run, step: str, name: str) -> StoredArtifact:
 
 
 def _cached(run: _Run, key: str) -> dict[str, StoredArtifact] | None:
-    return run.db.cached_outputs(key)
+    """What the state db, or else the store's own index (a store shared with other working
+    directories and machines), remembers for the cache key."""
+    found = run.db.cached_outputs(key)
+    if found is None:
+        shared = run.home.store.recall(key)
+        found = {n: StoredArtifact(*a) for n, a in shared.items()} if shared is not None else None
+    return found
+
+
+def _remember(run: _Run, key: str, name: str, outputs: dict[str, StoredArtifact]) -> None:
+    """Remember the outputs in the state db, and in the store for whoever shares it."""
+    run.db.remember_outputs(key, run.record.notebook, name, outputs)
+    run.home.store.remember(key, {n: (a.sha256, a.format) for n, a in outputs.items()})
 
 
 def _damaged(run: _Run, outputs: dict[str, StoredArtifact]) -> list[str]:
@@ -454,7 +466,7 @@ def _metrics(run: _Run) -> tuple[dict[str, float], dict[str, str]]:
             assert result.failure is not None
             raise result.failure.error()
         cached = result.outputs
-        run.db.remember_outputs(key, run.record.notebook, METRICS_STEP, cached)
+        _remember(run, key, METRICS_STEP, cached)
     stored = cached[METRICS_STEP]
     values, problems = run.home.store.get(stored.sha256, stored.format)
     return values, problems

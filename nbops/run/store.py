@@ -410,7 +410,7 @@ class FsspecStore(ArtifactStore):
         refuses to be used by a process other than the one that made it."""
         if self._pid != os.getpid():
             # Only URL stores need fsspec: the folder store stays as fast as it was without it.
-            from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+            from fsspec.core import url_to_fs
 
             fs, prefix = url_to_fs(self.url)
             self._filesystem: tuple[Any, str] = (fs, prefix.rstrip("/"))

@@ -27,7 +27,7 @@ from nbops.run.capture import display, to_log
 from nbops.run.fingerprint import can_change, fingerprint
 from nbops.run.metric_values import split_metrics
 from nbops.run.state import StoredArtifact
-from nbops.run.store import ArtifactStore, CorruptArtifact
+from nbops.run.store import ArtifactStore, CorruptArtifact, open_store
 
 STEP, TEST, METRICS = "step", "test", "metrics"
 METRICS_OUTPUT = "metrics"
@@ -148,7 +148,7 @@ _STORES: dict[str, ArtifactStore] = {}
 
 def _store(location: str) -> ArtifactStore:
     if location not in _STORES:
-        _STORES[location] = ArtifactStore(location)
+        _STORES[location] = open_store(location)
     return _STORES[location]
 
 
@@ -353,7 +353,7 @@ def _store_outputs(
             raise StepFailed(
                 f"step {step!r} output {name!r} could not be written to the store: "
                 f"{error.strerror or error}.",
-                where=str(store.root),
+                where=store.url,
                 fix="Free disk space or raise the file-size limit (ulimit -f), then run again: "
                 "the steps before it are cached.",
             ) from None
