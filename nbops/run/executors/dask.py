@@ -1,0 +1,308 @@
+"""The dask executor: each work item is a task on a Dask cluster, one per worker thread.
+
+Without a scheduler address it starts a LocalCluster of worker processes with one thread each,
+so a step has a process to itself as with the process executor, and stops it on close. The
+pipeline is scattered to every worker once per run; a task carries only its work item and
+returns only its result, because artifacts travel through the artifact store, not the
+scheduler. A worker that dies during a step (SIGKILL, the out-of-memory killer) is Dask's to
+handle: the scheduler runs the task again elsewhere, up to its `allowed-failures`. A thread
+cannot be stopped, so a time limit (or a cancel, on a cluster we started) stops the worker
+process running the step, and its nanny starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nbops.model.pipeline import Pipeline
+from nbops.run.executors import ExecutorUnavailable, Running, default_jobs
+from nbops.run.work import Failure, StepWork, WorkResult, perform, work_where
+
+try:
+    import dask
+    import distributed
+except ImportError as missing:  # an extra: nbops[dask]
+    raise ExecutorUnavailable(
+        f"the dask executor needs Dask's distributed package ({missing}).",
+        fix="Install it (pip install 'nbops[dask]'), or use --executor process.",
+    ) from None
+
+# The Dask event topic a task tells the client on where it runs and which cell it is in.
+PROGRESS_TOPIC = "nbops-work"
+RETRY_FIX = "Run again: the steps that finished are cached."
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a task's events said: the worker and process running it, since when, the cell."""
+
+    worker: str
+    pid: int
+    started_at: float
+    cell: int | None
+
+
+@dataclass(frozen=True)
+class _Task:
+    work: StepWork
+    future: distributed.Future[WorkResult]
+    submitted_at: float
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(
+        self,
+        jobs: int | None = None,
+        scheduler: str | None = None,
+        retries: int = 0,
+        dashboard: Callable[[str], None] | None = None,
+    ) -> None:
+        self.retries = retries
+        self._cluster = None if scheduler else _local_cluster(jobs or default_jobs())
+        self.client = _connect(scheduler, self._cluster)
+        self.slots = max(1, sum(self.client.nthreads().values()))
+        self._tasks: dict[str, _Task] = {}  # by task key: test works share a name
+        self._seen: dict[str, _Seen] = {}
+        self._ended = threading.Event()
+        self._numbers = itertools.count(1)
+        self._pipeline: Pipeline | None = None
+        self._scattered: distributed.Future[Pipeline] | None = None
+        self.client.subscribe_topic(PROGRESS_TOPIC, self._hear)
+        link = _dashboard_link(self.client)
+        if dashboard is not None and link:
+            dashboard(link)
+
+    def start(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._scattered = self._scatter(pipeline)
+        self._seen = {key: seen for key, seen in self._seen.items() if key in self._tasks}
+
+    def submit(self, work: StepWork) -> None:
+        assert self._pipeline is not None and self._scattered is not None, "start() first"
+        if self._scattered.status != "finished":  # every worker holding it died
+            self._scattered = self._scatter(self._pipeline)
+        key = f"{work.name}-{work.run_id}-{next(self._numbers)}"
+        future = self.client.submit(
+            perform_on_worker,
+            work,
+            self._scattered,
+            key=key,
+            pure=False,
+            retries=self.retries,
+        )
+        self._tasks[key] = _Task(work, future, time.time())
+        future.add_done_callback(lambda _: self._ended.set())
+
+    def wait(self, timeout: float) -> list[WorkResult]:
+        self._ended.wait(min(timeout, self._until_deadline()))
+        self._ended.clear()  # a task ending after this is collected now or on the next wait
+        ended = [self._result(key) for key, task in list(self._tasks.items()) if task.future.done()]
+        return ended + [self._time_out(key) for key in self._overdue()]
+
+    def running(self) -> Mapping[str, Running]:
+        return {task.work.name: self._running(key, task) for key, task in self._tasks.items()}
+
+    def cancel(self) -> list[WorkResult]:
+        tasks, self._tasks = self._tasks, {}
+        self.client.cancel([task.future for task in tasks.values()], force=True)
+        cancelled = []
+        for key, task in tasks.items():
+            seen = self._seen.pop(key, None)
+            # On a cluster we started the step's code really stops; a shared cluster's
+            # workers are not ours to restart, so there a running step ends on its own.
+            if seen is not None and self._cluster is not None:
+                self._stop_worker(seen)
+            cancelled.append(_ended(task, seen, "cancelled", None))
+        return cancelled
+
+    def close(self) -> None:
+        if self._tasks:  # else the cluster waits for the running steps before it stops
+            self.cancel()
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def _scatter(self, pipeline: Pipeline) -> distributed.Future[Pipeline]:
+        # hash=False: a random key, so the pipeline is never tokenized (pickled) to name it.
+        scattered: distributed.Future[Pipeline] = self.client.scatter(
+            pipeline, broadcast=True, hash=False
+        )
+        return scattered
+
+    def _hear(self, event: tuple[float, dict[str, Any]]) -> None:
+        """A task's event, on the client's thread; the first one marks when the step started,
+        later ones (another cell, or another worker after one died) where it is now."""
+        said = event[1]
+        earlier = self._seen.get(said["key"])
+        started_at = earlier.started_at if earlier is not None else said["at"]
+        self._seen[said["key"]] = _Seen(said["worker"], said["pid"], started_at, said["cell"])
+
+    def _running(self, key: str, task: _Task) -> Running:
+        seen = self._seen.get(key)
+        if seen is None:  # queued, or its first event is on the way
+            return Running(task.work, task.submitted_at)
+        return Running(task.work, seen.started_at, seen.worker, seen.cell)
+
+    def _result(self, key: str) -> WorkResult:
+        task = self._tasks.pop(key)
+        seen = self._seen.pop(key, None)
+        if task.future.status == "finished":
+            return task.future.result()
+        return _ended(task, seen, "failed", self._task_failure(task, seen))
+
+    def _task_failure(self, task: _Task, seen: _Seen | None) -> Failure:
+        """Why a task ended without a result: perform turns a failing cell into a result, so
+        this is the cluster (workers dying) or the worker's environment."""
+        where = self._where(task, seen)
+        if task.future.status != "error":
+            return Failure(
+                f"the step's Dask task was {task.future.status}: the cluster lost it (it "
+                "restarted, or every worker holding the task's inputs died).",
+                where=where,
+                fix=RETRY_FIX,
+            )
+        error = task.future.exception()
+        if isinstance(error, distributed.KilledWorker):
+            return Failure(
+                "every Dask worker that ran the step died while running it: out of memory?",
+                where=where,
+                fix="Check the step's memory use in the workers' logs; Dask tries a task on "
+                "as many workers as distributed.scheduler.allowed-failures allows, plus one.",
+            )
+        return Failure(
+            f"the step's Dask task raised {type(error).__name__}: {error}",
+            where=where,
+            fix="Check that the workers run the same Python with nbops and the notebook's "
+            "imports installed; then run again.",
+        )
+
+    def _until_deadline(self) -> float:
+        now = time.time()
+        deadlines = [self._deadline(key, task) for key, task in self._tasks.items()]
+        return max(0.0, min(deadlines, default=float("inf")) - now)
+
+    def _deadline(self, key: str, task: _Task) -> float:
+        """When the step's time limit runs out, counted from its first start on a worker."""
+        seen = self._seen.get(key)
+        if seen is None or task.work.timeout_s is None:
+            return float("inf")
+        return seen.started_at + task.work.timeout_s
+
+    def _overdue(self) -> list[str]:
+        now = time.time()
+        return [key for key, task in self._tasks.items() if now >= self._deadline(key, task)]
+
+    def _time_out(self, key: str) -> WorkResult:
+        task = self._tasks.pop(key)
+        seen = self._seen.pop(key)
+        assert task.work.timeout_s is not None
+        self.client.cancel([task.future], force=True)  # before the worker dies: no retry
+        self._stop_worker(seen)
+        limit = f"{task.work.timeout_s:g}s"
+        failure = Failure(
+            f"the step did not finish within its time limit ({limit}), so the Dask worker "
+            f"running it ({seen.worker}) was restarted.",
+            where=self._where(task, seen),
+            fix="Make the step faster, or raise its limit: `timeout=` on its step tag, "
+            "or --step-timeout.",
+        )
+        return _ended(task, seen, "timed-out", failure)
+
+    def _stop_worker(self, seen: _Seen) -> None:
+        """Stop the code a worker runs: the only way to stop a thread is to end its process."""
+        if self._cluster is not None:
+            # Our cluster, on this machine: SIGKILL is immediate (a nanny restart first waits
+            # 4 s for the worker to close), and the nanny starts a fresh worker at once.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(seen.pid, signal.SIGKILL)
+        else:
+            self.client.restart_workers([seen.worker], raise_for_error=False)
+
+    def _where(self, task: _Task, seen: _Seen | None) -> str:
+        assert self._pipeline is not None
+        return work_where(self._pipeline, task.work, seen.cell if seen is not None else None)
+
+
+def perform_on_worker(work: StepWork, pipeline: Pipeline) -> WorkResult:
+    """The Dask task: perform the work, telling the client where it runs and in which cell."""
+    worker = distributed.get_worker()
+    key = worker.get_current_task()
+
+    def tell(cell: int | None) -> None:
+        said = {"key": key, "worker": worker.address, "pid": os.getpid(), "cell": cell}
+        worker.log_event(PROGRESS_TOPIC, {**said, "at": time.time()})
+
+    tell(None)
+    result = perform(work, pipeline, on_cell=tell)
+    result.worker = worker.address
+    return result
+
+
+def _local_cluster(workers: int) -> distributed.LocalCluster:
+    """Worker processes on this machine, one thread each; the dashboard on a free port, or
+    none when it cannot start."""
+    options: dict[str, Any] = {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "silence_logs": logging.WARNING,
+    }
+    settings = {
+        # A worker takes one task at a time; while one restarts, the next waits at the
+        # scheduler for a free worker instead of queueing behind a running step.
+        "distributed.scheduler.worker-saturation": 1.0,
+        # The memory manager would drop the pipeline's broadcast copies down to one; scattered
+        # data has no task to recompute it, so the death of that one worker would cancel every
+        # running step. With a copy on each worker, a dead worker loses nothing.
+        "distributed.scheduler.active-memory-manager.start": False,
+    }
+    with dask.config.set(settings):
+        try:
+            return distributed.LocalCluster(dashboard_address=":0", **options)
+        except (OSError, ImportError):
+            return distributed.LocalCluster(dashboard_address=None, **options)
+
+
+def _connect(scheduler: str | None, cluster: distributed.LocalCluster | None) -> distributed.Client:
+    try:
+        return distributed.Client(cluster if cluster is not None else scheduler)
+    except OSError as error:  # a timeout connecting is an OSError too
+        if cluster is not None:
+            cluster.close()
+        raise ExecutorUnavailable(
+            f"cannot connect to the Dask scheduler at {scheduler or cluster}: {error}",
+            fix="Check the address (tcp://HOST:8786) and that `dask scheduler` runs there.",
+        ) from None
+
+
+def _dashboard_link(client: distributed.Client) -> str:
+    try:
+        link = client.dashboard_link
+    except (KeyError, AttributeError):  # no dashboard service on the scheduler
+        return ""
+    return link if isinstance(link, str) else ""
+
+
+def _ended(task: _Task, seen: _Seen | None, status: str, failure: Failure | None) -> WorkResult:
+    started_at = seen.started_at if seen is not None else task.submitted_at
+    now = time.time()
+    return WorkResult(
+        task.work,
+        status,
+        started_at=started_at,
+        ended_at=now,
+        duration_s=now - started_at,
+        failure=failure,
+        worker=seen.worker if seen is not None else "",
+    )

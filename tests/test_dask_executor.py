@@ -1,0 +1,161 @@
+"""The dask executor on a real LocalCluster of worker processes: the same artifacts as inline,
+branches side by side, failures named by cell and line, a SIGKILLed worker survived, time
+limits enforced, and nothing left running after close."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import psutil
+import pytest
+from builders import Cell, pipeline
+
+from nbops.errors import StepFailed
+from nbops.model.pipeline import Pipeline
+from nbops.run.executors import make_executor
+from nbops.run.executors.dask import DaskExecutor
+from nbops.run.home import Home
+from nbops.run.runner import run_pipeline
+from nbops.run.state import RunRecord
+
+BRANCHES = ("b1", "b2", "b3", "b4")
+LOOPS = 3_000_000  # about 0.5 s of pure Python per branch
+
+
+def branch(name: str, loops: int = LOOPS) -> Cell:
+    """A CPU-bound step of its own, computed from the loaded data."""
+    source = f"{name} = sum((i * i) % 7 for i in range({loops})) + sum(data) * {len(name)}"
+    return (source, [f"step:{name}"])
+
+
+def four_branches(loops: int = LOOPS, **cells: Cell) -> Pipeline:
+    """load -> b1..b4 side by side -> join; `cells` replaces a branch by name."""
+    branches = [cells.get(name, branch(name, loops)) for name in BRANCHES]
+    join = ("result = b1 + b2 + b3 + b4", ["step:join"])
+    return pipeline([("data = list(range(1, 2001))", ["step:load"]), *branches, join])
+
+
+@pytest.fixture
+def dask_executor() -> Iterator[DaskExecutor]:
+    executor = cast(DaskExecutor, make_executor("dask", jobs=2))
+    yield executor
+    executor.close()
+
+
+def hashes(record: RunRecord) -> dict[str, dict[str, str]]:
+    return {s.name: {n: a.sha256 for n, a in s.outputs.items()} for s in record.steps}
+
+
+def inline_hashes(p: Pipeline, tmp_path: Path) -> dict[str, dict[str, str]]:
+    home = Home(tmp_path / "inline")
+    return hashes(run_pipeline(p, home=home, executor=make_executor("inline")))
+
+
+def last_run(home: Home) -> RunRecord:
+    return home.db().runs(limit=1)[0]
+
+
+def test_same_artifacts_as_inline_with_branches_side_by_side(
+    dask_executor: DaskExecutor, tmp_path: Path
+) -> None:
+    p = four_branches()
+    record = run_pipeline(p, home=Home(tmp_path / ".nbops"), executor=dask_executor)
+    assert record.status == "succeeded"
+    assert hashes(record) == inline_hashes(p, tmp_path)
+    assert {s.worker for s in record.steps} <= set(dask_executor.client.nthreads())
+    spans = [(s.started_at, s.ended_at) for s in record.steps if s.name in BRANCHES]
+    overlapping = [
+        (a, b) for a in spans for b in spans if a < b and max(a[0], b[0]) < min(a[1], b[1])
+    ]
+    assert overlapping, spans
+
+
+def test_a_failing_step_is_named_by_cell_and_line_as_inline(
+    dask_executor: DaskExecutor, tmp_path: Path
+) -> None:
+    p = four_branches(b2=("b2 = 1\nraise ValueError('no b2 today')", ["step:b2"]))
+    with pytest.raises(StepFailed) as inline:
+        run_pipeline(p, home=Home(tmp_path / "inline"), executor=make_executor("inline"))
+    home = Home(tmp_path / ".nbops")
+    with pytest.raises(StepFailed) as dask:
+        run_pipeline(p, home=home, executor=dask_executor)
+    assert dask.value.where == inline.value.where == "nb.ipynb cell 2 [step:b2] line 2"
+    assert dask.value.message == inline.value.message == "ValueError: no b2 today"
+    statuses = {s.name: s.status for s in last_run(home).steps}
+    assert statuses["b2"] == "failed"
+    assert statuses["join"] == "not-run"
+
+
+def test_a_worker_killed_during_a_step_is_replaced_and_the_run_succeeds(
+    dask_executor: DaskExecutor, tmp_path: Path
+) -> None:
+    p = four_branches(b1=branch("b1", loops=LOOPS * 5))
+    killed: list[str] = []
+    killer = threading.Thread(target=kill_worker_running, args=(dask_executor, "b1", killed))
+    killer.start()
+    record = run_pipeline(p, home=Home(tmp_path / ".nbops"), executor=dask_executor)
+    killer.join()
+    assert killed, "b1 was never seen running"
+    assert record.status == "succeeded"
+    assert hashes(record) == inline_hashes(p, tmp_path)
+    assert record.steps[1].worker != killed[0]  # b1 ran again on another worker
+
+
+def kill_worker_running(executor: DaskExecutor, name: str, killed: list[str]) -> None:
+    """SIGKILL the worker process running `name`, half a second into the step."""
+    stop = time.time() + 20
+    while time.time() < stop:
+        running = executor.running().get(name)
+        if running is not None and running.worker:
+            time.sleep(0.5)
+            pid = executor.client.run(os.getpid, workers=[running.worker])[running.worker]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(running.worker)
+            return
+        time.sleep(0.02)
+
+
+def test_a_step_over_its_time_limit_is_stopped_with_its_worker(
+    dask_executor: DaskExecutor, tmp_path: Path
+) -> None:
+    # The other branches are quick: the limit applies to them too, on a machine maybe busy.
+    endless = ("b1 = 0\nwhile True:\n    b1 += 1", ["step:b1"])
+    p = four_branches(loops=LOOPS // 20, b1=endless)
+    home = Home(tmp_path / ".nbops")
+    started = time.perf_counter()
+    with pytest.raises(StepFailed) as failed:
+        run_pipeline(p, home=home, executor=dask_executor, step_timeout=1.0)
+    assert time.perf_counter() - started < 4
+    assert failed.value.where == "nb.ipynb cell 1 [step:b1]"
+    assert failed.value.message.startswith(
+        "the step did not finish within its time limit (1s), so the Dask worker running it"
+    )
+    statuses = {s.name: s.status for s in last_run(home).steps}
+    assert (statuses.pop("load"), statuses.pop("b1"), statuses.pop("join")) == (
+        "ran",
+        "timed-out",
+        "not-run",
+    )
+    # The others ran beside b1 until it timed out; after that nothing new starts.
+    assert set(statuses.values()) <= {"ran", "not-run"}, statuses
+
+
+def test_close_leaves_no_worker_process_alive(tmp_path: Path) -> None:
+    executor = cast(DaskExecutor, make_executor("dask", jobs=2))
+    try:
+        pids = list(executor.client.run(os.getpid).values())
+        assert len(pids) == executor.slots == 2
+        p = pipeline([("data = [1, 2]", ["step:load"]), ("total = sum(data)", ["step:sum"])])
+        record = run_pipeline(p, home=Home(tmp_path / ".nbops"), executor=executor)
+        assert record.status == "succeeded"
+    finally:
+        executor.close()
+    workers = [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
+    _, alive = psutil.wait_procs(workers, timeout=1)
+    assert alive == []
