@@ -13,6 +13,7 @@ process running the step, and its nanny starts a fresh one.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import logging
 import os
@@ -79,9 +80,9 @@ class DaskExecutor:
         self._pipeline: Pipeline | None = None
         self._scattered: distributed.Future[Pipeline] | None = None
         self.client.subscribe_topic(PROGRESS_TOPIC, self._hear)
-        link = _dashboard_link(self.client)
-        if dashboard is not None and link:
-            dashboard(link)
+        self.dashboard_link = _dashboard_link(self.client, self._cluster)
+        if dashboard is not None and self.dashboard_link:
+            dashboard(self.dashboard_link)
 
     def start(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
@@ -250,8 +251,8 @@ def perform_on_worker(work: StepWork, pipeline: Pipeline) -> WorkResult:
 
 
 def _local_cluster(workers: int) -> distributed.LocalCluster:
-    """Worker processes on this machine, one thread each; the dashboard on a free port, or
-    none when it cannot start."""
+    """Worker processes on this machine, one thread each; the dashboard on a free port when
+    its package (bokeh) is installed."""
     options: dict[str, Any] = {
         "n_workers": workers,
         "threads_per_worker": 1,
@@ -268,10 +269,8 @@ def _local_cluster(workers: int) -> distributed.LocalCluster:
         "distributed.scheduler.active-memory-manager.start": False,
     }
     with dask.config.set(settings):
-        try:
-            return distributed.LocalCluster(dashboard_address=":0", **options)
-        except (OSError, ImportError):
-            return distributed.LocalCluster(dashboard_address=None, **options)
+        address = ":0" if _has_dashboard() else None
+        return distributed.LocalCluster(dashboard_address=address, **options)
 
 
 def _connect(scheduler: str | None, cluster: distributed.LocalCluster | None) -> distributed.Client:
@@ -286,10 +285,18 @@ def _connect(scheduler: str | None, cluster: distributed.LocalCluster | None) ->
         ) from None
 
 
-def _dashboard_link(client: distributed.Client) -> str:
+def _has_dashboard() -> bool:
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def _dashboard_link(client: distributed.Client, cluster: distributed.LocalCluster | None) -> str:
+    """The dashboard's address, or "" when there is none. A scheduler serves HTTP even
+    without bokeh, so its advertised link is trusted only for a scheduler we did not start."""
+    if cluster is not None and not _has_dashboard():
+        return ""
     try:
         link = client.dashboard_link
-    except (KeyError, AttributeError):  # no dashboard service on the scheduler
+    except KeyError:  # the scheduler serves no HTTP at all
         return ""
     return link if isinstance(link, str) else ""
 
