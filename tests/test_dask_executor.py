@@ -98,22 +98,44 @@ def test_a_worker_killed_during_a_step_is_replaced_and_the_run_succeeds(
     dask_executor: DaskExecutor, tmp_path: Path
 ) -> None:
     p = four_branches(b1=branch("b1", loops=LOOPS * 3))
-    killed: list[str] = []
-    killer = threading.Thread(target=kill_worker_running, args=(dask_executor, "b1", killed))
-    killer.start()
-    record = run_pipeline(p, home=Home(tmp_path / ".nbops"), executor=dask_executor)
-    killer.join()
+    record, killed = run_killing_b1s_worker(p, tmp_path, dask_executor)
     assert record.status == "succeeded"
     assert hashes(record) == inline_hashes(p, tmp_path)
-    assert record.steps[1].worker != killed[0]  # b1 ran again on another worker
+    assert record.steps[1].worker != killed  # b1 ran again on another worker
 
 
-def kill_worker_running(executor: DaskExecutor, name: str, killed: list[str]) -> None:
-    """SIGKILL the worker process running `name`, half a second into the step."""
-    worker = wait_until_running(executor, name).worker
-    time.sleep(0.5)
-    os.kill(executor.client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
-    killed.append(worker)
+def test_a_lone_worker_killed_during_a_step_is_replaced_and_the_run_succeeds(
+    tmp_path: Path,
+) -> None:
+    """The lone worker held the only copy of the scattered pipeline, which Dask cannot
+    recompute: the executor scatters it again to the new worker and sends b1 again."""
+    executor = cast(DaskExecutor, make_executor("dask", jobs=1))
+    try:
+        p = four_branches(b1=branch("b1", loops=LOOPS * 3))
+        record, _ = run_killing_b1s_worker(p, tmp_path, executor)
+    finally:
+        executor.close()
+    assert record.status == "succeeded"
+    assert hashes(record) == inline_hashes(p, tmp_path)
+
+
+def run_killing_b1s_worker(
+    p: Pipeline, tmp_path: Path, executor: DaskExecutor
+) -> tuple[RunRecord, str]:
+    """Run, SIGKILLing the worker process running b1 half a second into the step."""
+    killed: list[str] = []
+
+    def kill() -> None:
+        worker = wait_until_running(executor, "b1").worker
+        time.sleep(0.5)
+        os.kill(executor.client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+        killed.append(worker)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    record = run_pipeline(p, home=Home(tmp_path / ".nbops"), executor=executor)
+    killer.join()
+    return record, killed[0]
 
 
 def test_a_step_over_its_time_limit_is_stopped_with_its_worker(

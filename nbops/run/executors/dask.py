@@ -40,6 +40,9 @@ except ImportError as missing:  # an extra: nbops[dask]
 # The Dask event topic a task tells the client on where it runs and which cell it is in.
 PROGRESS_TOPIC = "nbops-work"
 RETRY_FIX = "Run again: the steps that finished are cached."
+# How often a task the cluster lost is sent again; as Dask's own allowed-failures.
+RESENDS = 3
+WORKERS_WAIT_S = 60.0  # for a worker to join: a restarted lone worker takes a second or two
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class _Task:
     work: StepWork
     future: distributed.Future[WorkResult]
     submitted_at: float
+    resent: int = 0  # times the cluster lost it and it was sent again
 
 
 class DaskExecutor:
@@ -87,28 +91,23 @@ class DaskExecutor:
     def start(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._scattered = self._scatter(pipeline)
-        self._seen = {key: seen for key, seen in self._seen.items() if key in self._tasks}
+        # Forget what late events said about tasks that ended. A snapshot of the keys: events
+        # arrive on the client's thread.
+        for key in [k for k in list(self._seen) if k not in self._tasks]:
+            self._seen.pop(key, None)
 
     def submit(self, work: StepWork) -> None:
-        assert self._pipeline is not None and self._scattered is not None, "start() first"
-        if self._scattered.status != "finished":  # every worker holding it died
-            self._scattered = self._scatter(self._pipeline)
-        key = f"{work.name}-{work.run_id}-{next(self._numbers)}"
-        future = self.client.submit(
-            perform_on_worker,
-            work,
-            self._scattered,
-            key=key,
-            pure=False,
-            retries=self.retries,
-        )
-        self._tasks[key] = _Task(work, future, time.time())
-        future.add_done_callback(lambda _: self._ended.set())
+        self._send(work, resent=0)
 
     def wait(self, timeout: float) -> list[WorkResult]:
         self._ended.wait(min(timeout, self._until_deadline()))
         self._ended.clear()  # a task ending after this is collected now or on the next wait
-        ended = [self._result(key) for key, task in list(self._tasks.items()) if task.future.done()]
+        ended = []
+        for key in [k for k, task in list(self._tasks.items()) if task.future.done()]:
+            if self._lost(key):
+                self._resend(key)
+            else:
+                ended.append(self._result(key))
         return ended + [self._time_out(key) for key in self._overdue()]
 
     def running(self) -> Mapping[str, Running]:
@@ -134,7 +133,42 @@ class DaskExecutor:
         if self._cluster is not None:
             self._cluster.close()
 
+    def _send(self, work: StepWork, resent: int) -> None:
+        assert self._pipeline is not None and self._scattered is not None, "start() first"
+        if self._scattered.status != "finished":  # every worker holding it died
+            self._scattered = self._scatter(self._pipeline)
+        key = f"{work.name}-{work.run_id}-{next(self._numbers)}"
+        future = self.client.submit(
+            perform_on_worker,
+            work,
+            self._scattered,
+            key=key,
+            pure=False,
+            retries=self.retries,
+        )
+        self._tasks[key] = _Task(work, future, time.time(), resent)
+        future.add_done_callback(lambda _: self._ended.set())
+
+    def _lost(self, key: str) -> bool:
+        """Whether the cluster dropped the task (not we) and it may be sent again. Dask reruns
+        a task whose worker died, but not one whose scattered input died with every worker
+        holding it: data it was given, it cannot recompute."""
+        task = self._tasks[key]
+        return task.future.status in ("cancelled", "lost") and task.resent < RESENDS
+
+    def _resend(self, key: str) -> None:
+        task = self._tasks.pop(key)
+        self._seen.pop(key, None)
+        self._send(task.work, task.resent + 1)
+
     def _scatter(self, pipeline: Pipeline) -> distributed.Future[Pipeline]:
+        try:  # a remote scheduler may have no worker yet; a lone one may be restarting
+            self.client.wait_for_workers(1, timeout=WORKERS_WAIT_S)
+        except distributed.TimeoutError:  # asyncio's on Python 3.10
+            raise ExecutorUnavailable(
+                f"no Dask worker joined the scheduler within {WORKERS_WAIT_S:g}s.",
+                fix="Start workers (dask worker SCHEDULER_ADDRESS), then run again.",
+            ) from None
         # hash=False: a random key, so the pipeline is never tokenized (pickled) to name it.
         scattered: distributed.Future[Pipeline] = self.client.scatter(
             pipeline, broadcast=True, hash=False
