@@ -13,13 +13,14 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import cast
 
+import dask
 import psutil
 import pytest
 from builders import Cell, pipeline
 
 from nbops.errors import StepFailed
 from nbops.model.pipeline import Pipeline
-from nbops.run.executors import Running, make_executor
+from nbops.run.executors import ExecutorUnavailable, Running, make_executor
 from nbops.run.executors.dask import DaskExecutor
 from nbops.run.home import Home
 from nbops.run.runner import RunCancelled, run_pipeline
@@ -94,6 +95,26 @@ def test_a_failing_step_is_named_by_cell_and_line_as_inline(
     assert statuses["join"] == "not-run"
 
 
+def test_an_error_outside_the_cells_fails_the_step_with_its_type_and_message(
+    dask_executor: DaskExecutor, tmp_path: Path
+) -> None:
+    """perform raises past its cells only on a bug or a broken store; here the store lost
+    the input b1 reads between load and b1."""
+    home = Home(tmp_path / ".nbops")
+
+    def lose_data(step: str, event: str, record: StepRecord) -> None:
+        if (step, event) == ("b1", "start"):
+            data = last_run(home).steps[0].outputs["data"]
+            home.store.path(data.sha256, data.format).unlink()
+
+    with pytest.raises(StepFailed) as failed:
+        run_pipeline(four_branches(), home=home, executor=dask_executor, listener=lose_data)
+    assert failed.value.where == "nb.ipynb cell 1 [step:b1]"
+    assert failed.value.message.startswith(
+        "the step's Dask task raised FileNotFoundError: [Errno 2] No such file or directory"
+    )
+
+
 def test_a_worker_killed_during_a_step_is_replaced_and_the_run_succeeds(
     dask_executor: DaskExecutor, tmp_path: Path
 ) -> None:
@@ -166,7 +187,8 @@ def test_a_cancelled_run_stops_the_running_step_with_its_worker(
     dask_executor: DaskExecutor, tmp_path: Path
 ) -> None:
     p = four_branches(b1=ENDLESS)
-    pids = dask_executor.client.run(os.getpid)
+    # Held from the start: a pid looked up after the kill may be gone already, or reused.
+    workers = {a: psutil.Process(pid) for a, pid in dask_executor.client.run(os.getpid).items()}
     ran_on: list[str] = []
 
     def cancel_while_b1_runs(step: str, event: str, record: StepRecord) -> None:
@@ -178,7 +200,7 @@ def test_a_cancelled_run_stops_the_running_step_with_its_worker(
     with pytest.raises(RunCancelled):
         run_pipeline(p, home=home, executor=dask_executor, listener=cancel_while_b1_runs)
     assert {s.name: s.status for s in last_run(home).steps}["b1"] == "cancelled"
-    _, alive = psutil.wait_procs([psutil.Process(pids[ran_on[0]])], timeout=2)
+    _, alive = psutil.wait_procs([workers[ran_on[0]]], timeout=2)
     assert alive == []
 
 
@@ -197,13 +219,26 @@ def test_close_leaves_no_worker_process_alive(tmp_path: Path) -> None:
     executor = cast(DaskExecutor, make_executor("dask", jobs=2, dashboard=links.append))
     assert links == ([executor.dashboard_link] if find_spec("bokeh") else [])
     try:
-        pids = list(executor.client.run(os.getpid).values())
-        assert len(pids) == executor.slots == 2
+        workers = [psutil.Process(pid) for pid in executor.client.run(os.getpid).values()]
+        assert len(workers) == executor.slots == 2
         p = pipeline([("data = [1, 2]", ["step:load"]), ("total = sum(data)", ["step:sum"])])
         record = run_pipeline(p, home=Home(tmp_path / ".nbops"), executor=executor)
         assert record.status == "succeeded"
     finally:
         executor.close()
-    workers = [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)]
     _, alive = psutil.wait_procs(workers, timeout=1)
     assert alive == []
+
+
+def test_an_unreachable_scheduler_is_an_error_that_names_it() -> None:
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(ExecutorUnavailable) as unavailable,
+    ):
+        make_executor("dask", scheduler="tcp://127.0.0.1:9")
+    assert unavailable.value.message.startswith(
+        "cannot connect to the Dask scheduler at tcp://127.0.0.1:9: Timed out trying to connect"
+    )
+    assert unavailable.value.fix == (
+        "Check the address (tcp://HOST:8786) and that `dask scheduler` runs there."
+    )

@@ -5,9 +5,11 @@ so a step has a process to itself as with the process executor, and stops it on 
 pipeline is scattered to every worker once per run; a task carries only its work item and
 returns only its result, because artifacts travel through the artifact store, not the
 scheduler. A worker that dies during a step (SIGKILL, the out-of-memory killer) is Dask's to
-handle: the scheduler runs the task again elsewhere, up to its `allowed-failures`. A thread
+handle: the scheduler runs the task again elsewhere, up to its `allowed-failures`; only when
+the scattered pipeline died with it (a lone worker) is the task sent again from here. A thread
 cannot be stopped, so a time limit (or a cancel, on a cluster we started) stops the worker
-process running the step, and its nanny starts a fresh one.
+process running the step, and its nanny starts a fresh one; on a shared cluster whose workers
+have several threads, the other steps that worker ran are run again elsewhere by Dask.
 """
 
 from __future__ import annotations
@@ -314,7 +316,7 @@ def _connect(scheduler: str | None, cluster: distributed.LocalCluster | None) ->
         if cluster is not None:
             cluster.close()
         raise ExecutorUnavailable(
-            f"cannot connect to the Dask scheduler at {scheduler or cluster}: {error}",
+            f"cannot connect to the Dask scheduler at {scheduler or cluster}: {error}.",
             fix="Check the address (tcp://HOST:8786) and that `dask scheduler` runs there.",
         ) from None
 
@@ -324,8 +326,9 @@ def _has_dashboard() -> bool:
 
 
 def _dashboard_link(client: distributed.Client, cluster: distributed.LocalCluster | None) -> str:
-    """The dashboard's address, or "" when there is none. A scheduler serves HTTP even
-    without bokeh, so its advertised link is trusted only for a scheduler we did not start."""
+    """The dashboard's address, or "" when there is none. A scheduler advertises its HTTP
+    server whether or not bokeh serves a dashboard there: ours is known to by bokeh being
+    installed here; another's is taken at its word."""
     if cluster is not None and not _has_dashboard():
         return ""
     try:
