@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import cast
 
 import dask
+import distributed
 import psutil
 import pytest
 from builders import Cell, pipeline
@@ -27,19 +28,25 @@ from nbops.run.runner import RunCancelled, run_pipeline
 from nbops.run.state import RunRecord, StepRecord
 
 BRANCHES = ("b1", "b2", "b3", "b4")
-LOOPS = 3_000_000  # about 0.5 s of pure Python per branch
+BUSY_S = 0.5  # each branch keeps its worker's CPU busy this long, however fast the machine
 ENDLESS: Cell = ("b1 = 0\nwhile True:\n    b1 += 1", ["step:b1"])
 
 
-def branch(name: str, loops: int = LOOPS) -> Cell:
-    """A CPU-bound step of its own, computed from the loaded data."""
-    source = f"{name} = sum((i * i) % 7 for i in range({loops})) + sum(data) * {len(name)}"
+def branch(name: str, busy_s: float = BUSY_S) -> Cell:
+    """A CPU-bound step of its own, computed from the loaded data: sums of squares until
+    `busy_s` passed (by the clock, so a kill half a second in lands on any machine)."""
+    source = (
+        "import time\n"
+        f"{name}_until, {name} = time.time() + {busy_s}, 0\n"
+        f"while time.time() < {name}_until:\n"
+        f"    {name} = sum(x * x for x in data) * {len(name)}\n"
+    )
     return (source, [f"step:{name}"])
 
 
-def four_branches(loops: int = LOOPS, **cells: Cell) -> Pipeline:
+def four_branches(busy_s: float = BUSY_S, **cells: Cell) -> Pipeline:
     """load -> b1..b4 side by side -> join; `cells` replaces a branch by name."""
-    branches = [cells.get(name, branch(name, loops)) for name in BRANCHES]
+    branches = [cells.get(name, branch(name, busy_s)) for name in BRANCHES]
     join = ("result = b1 + b2 + b3 + b4", ["step:join"])
     return pipeline([("data = list(range(1, 2001))", ["step:load"]), *branches, join])
 
@@ -118,7 +125,7 @@ def test_an_error_outside_the_cells_fails_the_step_with_its_type_and_message(
 def test_a_worker_killed_during_a_step_is_replaced_and_the_run_succeeds(
     dask_executor: DaskExecutor, tmp_path: Path
 ) -> None:
-    p = four_branches(b1=branch("b1", loops=LOOPS * 3))
+    p = four_branches(b1=branch("b1", busy_s=1.5))
     record, killed = run_killing_b1s_worker(p, tmp_path, dask_executor)
     assert record.status == "succeeded"
     assert hashes(record) == inline_hashes(p, tmp_path)
@@ -132,7 +139,7 @@ def test_a_lone_worker_killed_during_a_step_is_replaced_and_the_run_succeeds(
     recompute: the executor scatters it again to the new worker and sends b1 again."""
     executor = cast(DaskExecutor, make_executor("dask", jobs=1))
     try:
-        p = four_branches(b1=branch("b1", loops=LOOPS * 3))
+        p = four_branches(busy_s=0.1, b1=branch("b1", busy_s=1.5))
         record, _ = run_killing_b1s_worker(p, tmp_path, executor)
     finally:
         executor.close()
@@ -163,7 +170,7 @@ def test_a_step_over_its_time_limit_is_stopped_with_its_worker(
     dask_executor: DaskExecutor, tmp_path: Path
 ) -> None:
     # The other branches are quick: the limit applies to them too, on a machine maybe busy.
-    p = four_branches(loops=LOOPS // 20, b1=ENDLESS)
+    p = four_branches(busy_s=0.05, b1=ENDLESS)
     home = Home(tmp_path / ".nbops")
     started = time.perf_counter()
     with pytest.raises(StepFailed) as failed:
@@ -242,3 +249,29 @@ def test_an_unreachable_scheduler_is_an_error_that_names_it() -> None:
     assert unavailable.value.fix == (
         "Check the address (tcp://HOST:8786) and that `dask scheduler` runs there."
     )
+
+
+def test_a_scheduler_by_address_runs_steps_and_restarts_a_timed_out_worker(
+    tmp_path: Path,
+) -> None:
+    """A cluster we did not start: a time limit restarts the worker through its nanny."""
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        executor = cast(DaskExecutor, make_executor("dask", scheduler=cluster.scheduler_address))
+        try:
+            assert executor.slots == 2
+            p = four_branches(busy_s=0.05, b1=ENDLESS)
+            started = time.perf_counter()
+            with pytest.raises(StepFailed) as failed:
+                run_pipeline(p, home=Home(tmp_path / ".nbops"), executor=executor, step_timeout=1)
+            assert failed.value.where == "nb.ipynb cell 1 [step:b1]"
+            assert time.perf_counter() - started < 10  # the nanny gives the worker 4 s to close
+            record = run_pipeline(
+                four_branches(), home=Home(tmp_path / ".nbops"), executor=executor
+            )
+            assert record.status == "succeeded"
+            assert hashes(record) == inline_hashes(four_branches(), tmp_path)
+        finally:
+            executor.close()
+        assert len(cluster.scheduler_info["workers"]) == 2  # closing the client left them be
