@@ -1,6 +1,7 @@
 """The dask executor on a real LocalCluster of worker processes: the same artifacts as inline,
-branches side by side, failures named by cell and line, a SIGKILLed worker survived, time
-limits enforced, and nothing left running after close."""
+branches side by side, failures named by cell and line, a SIGKILLed worker survived (even a
+lone one), time limits and cancels that stop the step's process, nothing left running after
+close; and a scheduler given by its address."""
 
 from __future__ import annotations
 
