@@ -247,6 +247,21 @@ def cell_where(pipeline: Pipeline, index: int, tag: str) -> str:
     return f"{pipeline.notebook.display_name} cell {index} [{tag}]"
 
 
+def work_where(pipeline: Pipeline, work: StepWork, cell: int | None = None) -> str:
+    """Where an executor says work failed that no cell raised in (a time limit, a dead
+    worker): the cell it was in when known, else its first cell."""
+    if work.kind == STEP:
+        cells, tag = pipeline.step(work.step).cells, f"step:{work.step}"
+    elif work.kind == TEST:
+        cells, tag = pipeline.tests[work.test].cells, "test"
+    else:
+        cells, tag = pipeline.metrics.cells, "metrics"
+    index = cell if cell is not None else (cells[0].index if cells else None)
+    if index is None:
+        return pipeline.notebook.display_name
+    return cell_where(pipeline, index, tag)
+
+
 def _compiled(pipeline: Pipeline, ref: CellRef) -> tuple[Any, dict[str, Any]]:
     """The cell as plain Python (the code a build generates), with the cell's line numbers."""
     source = pipeline.notebook.cells[ref.index].source

@@ -59,6 +59,11 @@ class UnknownExecutor(NbopsError):
     """--executor names no executor."""
 
 
+class ExecutorUnavailable(NbopsError):
+    """The executor cannot start here: a package it needs is missing, or its cluster is out
+    of reach."""
+
+
 def default_jobs() -> int:
     """As many steps at once as this process may use cores."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

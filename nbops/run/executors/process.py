@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection, wait
 
 from nbops.model.pipeline import Pipeline
 from nbops.run.executors import Running
-from nbops.run.work import STEP, TEST, Failure, StepWork, WorkResult, cell_where
+from nbops.run.work import Failure, StepWork, WorkResult, work_where
 
 
 @dataclass
@@ -195,24 +195,7 @@ class ProcessExecutor:
 
     def _where(self, running: Running) -> str:
         assert self._pipeline is not None
-        work = running.work
-        cells = _cells(self._pipeline, work)
-        index = running.cell if running.cell is not None else (cells[0] if cells else None)
-        if index is None:
-            return self._pipeline.notebook.display_name
-        return cell_where(self._pipeline, index, _tag(work))
-
-
-def _cells(pipeline: Pipeline, work: StepWork) -> list[int]:
-    if work.kind == STEP:
-        return [c.index for c in pipeline.step(work.step).cells]
-    if work.kind == TEST:
-        return [c.index for c in pipeline.tests[work.test].cells]
-    return [c.index for c in pipeline.metrics.cells]
-
-
-def _tag(work: StepWork) -> str:
-    return {STEP: f"step:{work.step}", TEST: "test"}.get(work.kind, "metrics")
+        return work_where(self._pipeline, running.work, running.cell)
 
 
 def _deadline(worker: _Worker) -> float:
