@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection, wait
 
 from nbops.model.pipeline import Pipeline
 from nbops.run.executors import Running
-from nbops.run.work import Failure, StepWork, WorkResult, work_where
+from nbops.run.work import STEP, Failure, StepWork, WorkResult, work_where
 
 
 @dataclass
