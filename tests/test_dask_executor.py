@@ -103,24 +103,24 @@ def test_a_failing_step_is_named_by_cell_and_line_as_inline(
     assert statuses["join"] == "not-run"
 
 
-def test_an_error_outside_the_cells_fails_the_step_with_its_type_and_message(
+def test_an_input_lost_from_the_store_fails_the_step_naming_it(
     dask_executor: DaskExecutor, tmp_path: Path
 ) -> None:
-    """perform raises past its cells only on a bug or a broken store; here the store lost
-    the input b1 reads between load and b1."""
+    """The store lost the input b1 reads between load and b1: b1 fails naming the object."""
     home = Home(tmp_path / ".nbops")
+    lost: list[Path] = []
 
     def lose_data(step: str, event: str, record: StepRecord) -> None:
         if (step, event) == ("b1", "start"):
             data = last_run(home).steps[0].outputs["data"]
-            home.store.path(data.sha256, data.format).unlink()
+            lost.append(home.store.path(data.sha256, data.format))
+            lost[0].unlink()
 
     with pytest.raises(StepFailed) as failed:
         run_pipeline(four_branches(), home=home, executor=dask_executor, listener=lose_data)
-    assert failed.value.where == "nb.ipynb cell 1 [step:b1]"
-    assert failed.value.message.startswith(
-        "the step's Dask task raised FileNotFoundError: [Errno 2] No such file or directory"
-    )
+    assert failed.value.message == "the stored input 'data' is gone from the store."
+    assert failed.value.where == str(lost[0])
+    assert {s.name: s.status for s in last_run(home).steps}["b1"] == "failed"
 
 
 def test_a_worker_killed_during_a_step_is_replaced_and_the_run_succeeds(

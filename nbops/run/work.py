@@ -179,6 +179,12 @@ def _value(work: StepWork, store: ArtifactStore, name: str, artifact: StoredArti
                 where=str(error),
                 fix="Run again: the step that makes it recomputes it (or use --force).",
             ) from None
+        except FileNotFoundError:  # removed from the store after the run found it there
+            raise StepFailed(
+                f"the stored input {name!r} is gone from the store.",
+                where=store.location(artifact.sha256, artifact.format),
+                fix="Run again: the step that makes it recomputes it (or use --force).",
+            ) from None
     return _VALUES[key]
 
 
