@@ -366,6 +366,30 @@ def test_nbops_run_from_each_step_gives_the_full_runs_hashes_and_metrics(faces: 
         assert ran[:1] == [step.name]
 
 
+def test_inline_and_dask_give_the_runs_hashes_and_metrics(faces: Faces) -> None:
+    """The run face is the process executor (the CLI's default); the other two agree."""
+    inline = faces.nbops_run("--executor", "inline", "--force")
+    assert run_hashes(inline) == run_hashes(faces.run)
+    assert metrics_of(inline) == metrics_of(faces.run)
+    done = nbops(
+        "run",
+        str(faces.path),
+        *faces.params("-p"),
+        "--executor",
+        "dask",
+        "--jobs",
+        "2",
+        "--force",
+        "--format",
+        "json",
+        home=faces.home,
+        cwd=faces.root,
+    )
+    on_dask = json_of(done)
+    assert run_hashes(on_dask) == run_hashes(faces.run)
+    assert metrics_of(on_dask) == metrics_of(faces.run)
+
+
 def test_the_generated_pipeline_gives_the_runs_hashes_and_metrics(faces: Faces) -> None:
     assert faces.package["steps"] == run_hashes(faces.run)
     assert metrics_of(faces.package) == metrics_of(faces.run)
