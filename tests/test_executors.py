@@ -162,7 +162,12 @@ def test_a_cached_run_starts_no_worker(tmp_path: Path) -> None:
     try:
         again = run_pipeline(pipeline(BRANCHES), home=home, executor=chosen)
         assert {s.status for s in again.steps} == {"cached"}
-        assert psutil.Process().children() == []
+        workers = [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if "nbops.run.executors.worker" in " ".join(child.cmdline())
+        ]
+        assert workers == []
     finally:
         chosen.close()
 
@@ -285,3 +290,20 @@ def test_a_step_that_read_a_value_changed_under_it_runs_again(tmp_path: Path) ->
     # The next run knows: `read` waits for `change`, and everything is cached.
     again = run_with("process", HIDDEN_CHANGE, home)
     assert [s.status for s in again.steps] == ["cached"] * 3
+
+
+def test_setup_does_not_count_against_a_steps_time_limit(home: Home) -> None:
+    slow_setup = [
+        ("import time\ntime.sleep(1.5)", ["setup"]),
+        ("numbers = [1, 2, 3]", ["step:load", "timeout=1s"]),
+        ("total = sum(numbers)", ["step:add", "timeout=1s"]),
+    ]
+    record = run_with("process", slow_setup, home)
+    assert [s.status for s in record.steps] == ["ran", "ran"]
+
+
+def test_a_process_dying_in_setup_names_the_setup_cell(home: Home) -> None:
+    with pytest.raises(StepFailed) as caught:
+        run_with("process", [("import os\nos._exit(4)", ["setup"]), ("x = 1", ["step:one"])], home)
+    assert caught.value.where == "nb.ipynb cell 0 [setup]"
+    assert caught.value.message == "the step's process exited with code 4."

@@ -255,17 +255,29 @@ def cell_where(pipeline: Pipeline, index: int, tag: str) -> str:
 
 def work_where(pipeline: Pipeline, work: StepWork, cell: int | None = None) -> str:
     """Where an executor says work failed that no cell raised in (a time limit, a dead
-    worker): the cell it was in when known, else its first cell."""
-    if work.kind == STEP:
-        cells, tag = pipeline.step(work.step).cells, f"step:{work.step}"
-    elif work.kind == TEST:
-        cells, tag = pipeline.tests[work.test].cells, "test"
-    else:
-        cells, tag = pipeline.metrics.cells, "metrics"
-    index = cell if cell is not None else (cells[0].index if cells else None)
+    worker): the cell it was in when known (a setup cell, while setup ran), else its first."""
+    cells, tag = _cells_and_tag(pipeline, work)
+    if cell is not None and cell not in cells:
+        tag = "setup" if any(ref.index == cell for ref in pipeline.setup) else "parameters"
+    index = cell if cell is not None else (cells[0] if cells else None)
     if index is None:
         return pipeline.notebook.display_name
     return cell_where(pipeline, index, tag)
+
+
+def work_cells(pipeline: Pipeline, work: StepWork) -> tuple[int, ...]:
+    """The indexes of the cells the work runs (not setup's)."""
+    return _cells_and_tag(pipeline, work)[0]
+
+
+def _cells_and_tag(pipeline: Pipeline, work: StepWork) -> tuple[tuple[int, ...], str]:
+    if work.kind == STEP:
+        refs, tag = pipeline.step(work.step).cells, f"step:{work.step}"
+    elif work.kind == TEST:
+        refs, tag = pipeline.tests[work.test].cells, "test"
+    else:
+        refs, tag = pipeline.metrics.cells, "metrics"
+    return tuple(ref.index for ref in refs), tag
 
 
 def _compiled(pipeline: Pipeline, ref: CellRef) -> tuple[Any, dict[str, Any]]:

@@ -28,6 +28,8 @@ class Running:
     started_at: float
     worker: str = ""
     cell: int | None = None
+    # When the work's own cells began (after setup): a time limit counts from there.
+    timed_from: float | None = None
 
 
 class Executor(Protocol):

@@ -9,6 +9,7 @@ step does to its process (`os._exit`, a signal, the out-of-memory killer) fails 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pickle
 import signal
@@ -22,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 
 from nbops.model.pipeline import Pipeline
 from nbops.run.executors import Running
-from nbops.run.work import STEP, Failure, StepWork, WorkResult, work_where
+from nbops.run.work import STEP, Failure, StepWork, WorkResult, work_cells, work_where
 
 
 @dataclass
@@ -156,7 +157,10 @@ class ProcessExecutor:
             self._done.append(self._died(running, worker.process.returncode))
             return
         if message[0] == "cell":
-            worker.running = Running(running.work, running.started_at, running.worker, message[1])
+            assert self._pipeline is not None
+            own = message[1] in work_cells(self._pipeline, running.work)
+            timed_from = running.timed_from or (time.time() if own else None)
+            worker.running = dataclasses.replace(running, cell=message[1], timed_from=timed_from)
         elif message[0] == "done":
             worker.running = None
             self._done.append(message[1])
@@ -199,10 +203,12 @@ class ProcessExecutor:
 
 
 def _deadline(worker: _Worker) -> float:
+    """When the running work's time is up: its limit after its first own cell began (setup's
+    imports, paid once per worker, do not count)."""
     running = worker.running
-    if running is None or running.work.timeout_s is None:
+    if running is None or running.work.timeout_s is None or running.timed_from is None:
         return float("inf")
-    return running.started_at + running.work.timeout_s
+    return running.timed_from + running.work.timeout_s
 
 
 def _ended(running: Running, status: str, failure: Failure | None) -> WorkResult:
