@@ -105,7 +105,11 @@ def test_each_step_on_its_own_gives_the_runs_hashes_and_metrics(
     assert results["metrics"]["metrics"] == default_run["metrics"]
     assert results["metrics"]["metric_problems"] == default_run["metric_problems"]
     train = results["train"]
-    assert (train["step"], train["run_id"], train["formats"]) == ("train", "r1", {"model": "joblib"})
+    assert (train["step"], train["run_id"], train["formats"]) == (
+        "train",
+        "r1",
+        {"model": "joblib"},
+    )
     assert train["seconds"] >= 0
 
 
