@@ -115,7 +115,9 @@ def run_steps(
     results: dict[str, dict[str, Any]] = {}
     for name in (*ORDER, "metrics"):
         written = built.root / "results" / run_id / f"{name}.json"
-        options = ("--run-id", run_id, "--store", store, *SMALL, *params, "--result", str(written))
+        logs = built.root / "logs" / run_id
+        options = ("--run-id", run_id, "--store", store, *SMALL, *params, "--logs", str(logs))
+        options += ("--result", str(written))
         results[name] = built.step(name, *options, env=env).result
         assert json.loads(written.read_text()) == results[name]
     return results
@@ -165,6 +167,18 @@ def test_a_step_of_another_run_id_is_not_an_input(built: Built, chains: Chains) 
         "error: step 'features' needs 'customers' from step 'load', which has not run for run "
         f"ID 'r3': run `python -m pipeline step load --run-id r3 --store {chains.store}` first."
     )
+
+
+def test_a_step_that_raises_exits_1_naming_its_cells(built: Built, chains: Chains) -> None:
+    options = ("--run-id", "r1", "--store", str(chains.store), *SMALL, "-p", "test_size=2.0")
+    done = built.step("features", *options, "--logs", str(built.root / "logs" / "failing"))
+    assert done.code == 1
+    assert done.stdout == ""
+    assert "Traceback" in done.stderr and "pipeline/steps/features.py" in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: step 'features' (notebook cells 8, 9) raised InvalidParameterError: "
+        "The 'test_size' parameter of train_test_split must be"
+    )  # scikit-learn's own words follow
 
 
 def test_an_unknown_step_exits_2_listing_the_steps(built: Built, tmp_path: Path) -> None:
