@@ -11,6 +11,9 @@ DEMO_PORT ?= 8000
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@# An editable install leaves install.json in nbops/labextension/, which the next one
+	@# would add to the wheel a second time: start from the built sidebar only.
+	rm -f nbops/labextension/install.json
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(STAMP)
 

@@ -91,6 +91,8 @@ def _typed(name: str, value: Any, raw: str) -> Any:
         return value if isinstance(value, str) else raw
     if type(default) is float and type(value) is int:
         return float(value)
+    if type(default) is bool and raw.strip() in ("true", "false"):
+        return raw.strip() == "true"  # as Kubeflow and Airflow write a boolean
     if type(default) in (bool, int, float) and type(value) is not type(default):
         kind = type(default).__name__
         raise ValueError(f"parameter {name!r} is {kind} (default {default!r}), and {raw!r} is not")
