@@ -21,6 +21,9 @@ from measure import (
 NAME = "executors"
 REPO = Path(__file__).resolve().parent.parent
 BRANCHES = REPO / "example_notebooks" / "branches.ipynb"
+# Work enough that each branch takes a few seconds: what is measured is the branches side by
+# side, next to the fixed cost of starting workers (and, for Dask, a LocalCluster).
+SIZE = "40_000_000"
 EXECUTORS = {
     "inline": ["--executor", "inline"],
     "process": ["--executor", "process", "--jobs", "2"],
@@ -40,7 +43,16 @@ def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
             for name, options in EXECUTORS.items():
                 home = folder / f"home-{name}"
                 shutil.rmtree(home, ignore_errors=True)
-                argv = [venv_binary("nbops"), "run", BRANCHES, *options, "--format", "json"]
+                argv = [
+                    venv_binary("nbops"),
+                    "run",
+                    BRANCHES,
+                    "-p",
+                    f"size={SIZE}",
+                    *options,
+                    "--format",
+                    "json",
+                ]
                 samples[name].append(
                     time_process(argv, cwd=folder, env={**env, "NBOPS_HOME": str(home)})
                 )
@@ -61,7 +73,9 @@ def _hashes(home: Path, folder: Path, env: dict[str, str]) -> list[str]:
 
 
 def _rows(samples: dict[str, list[float]]) -> list[Measurement]:
-    workload = "branches.ipynb (load, 4 CPU-bound branches, join), whole process, cold"
+    workload = (
+        f"branches.ipynb -p size={SIZE} (load, 4 CPU-bound branches, join), whole process, cold"
+    )
     inline = tuple(samples["inline"])
     return [
         Measurement(
