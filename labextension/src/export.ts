@@ -62,7 +62,12 @@ export function exportReducer(
       if (state.phase !== 'submitting') {
         return state;
       }
-      return { ...state, phase: 'running', jobId: action.jobId, headline: 'queued' };
+      return {
+        ...state,
+        phase: 'running',
+        jobId: action.jobId,
+        headline: 'queued'
+      };
     case 'progress':
       if (state.jobId === null || action.job.job_id !== state.jobId) {
         return state;
