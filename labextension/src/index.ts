@@ -85,6 +85,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
           };
           apply();
           settings.changed.connect(apply);
+          model.exportStoreUsed.connect((_, store) => {
+            if (settings.composite.exportStore !== store) {
+              void settings.set('exportStore', store);
+            }
+          });
         })
         .catch(reason =>
           console.warn(`nbops: settings not loaded (${reason})`)

@@ -1,10 +1,18 @@
 /**
  * The sidebar's state, with a signal per part: the active notebook's lineage and its laid-out
- * graph, the selected node, the active cell's role, the deploy in progress and the deployments.
+ * graph, the selected node, the active cell's role, the deploy in progress and the deployments,
+ * the exporters and the export in progress.
  * Widgets render it; the notebook binding feeds it; request.ts does its HTTP.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
+import {
+  EXPORT_IDLE,
+  exportReducer,
+  isExporting,
+  type ExportAction,
+  type IExportState
+} from './export';
 import {
   buildGraph,
   graphKey,
@@ -16,10 +24,12 @@ import {
 import {
   cancelJob,
   getDeployments,
+  getExporters,
   getJob,
   getJobs,
   postLineage,
   startDeploy,
+  startExport,
   startRollback
 } from './request';
 import {
@@ -35,6 +45,7 @@ import {
   DEFAULT_SETTINGS,
   type ICellRef,
   type IDeployment,
+  type IExporter,
   type IJob,
   type ILineage,
   type ISettings
@@ -79,6 +90,9 @@ export class NbopsModel {
   private _deploy: IDeployState = IDLE;
   private _deployments: IDeployment[] = [];
   private _deploymentsError: Error | null = null;
+  private _exporters: IExporter[] | null = null;
+  private _exportersError: string | null = null;
+  private _export: IExportState = EXPORT_IDLE;
   private _debounce: ReturnType<typeof setTimeout> | null = null;
   private _poll: ReturnType<typeof setTimeout> | null = null;
   private _polling = false;
@@ -98,6 +112,10 @@ export class NbopsModel {
   readonly activeCellChanged = new Signal<this, IActiveCell | null>(this);
   readonly deployChanged = new Signal<this, IDeployState>(this);
   readonly deploymentsChanged = new Signal<this, IDeployment[]>(this);
+  /** The exporters were listed, or an export moved on. */
+  readonly exportChanged = new Signal<this, IExportState>(this);
+  /** A store URL was used for an export: the plugin keeps it in the settings. */
+  readonly exportStoreUsed = new Signal<this, string>(this);
   private readonly _cellRequested = new Signal<this, ICellJump>(this);
 
   get settings(): ISettings {
@@ -152,6 +170,20 @@ export class NbopsModel {
   get deploymentsError(): Error | null {
     return this._deploymentsError;
   }
+  /** The installed exporters; null until the server has listed them. */
+  get exporters(): IExporter[] | null {
+    return this._exporters;
+  }
+
+  /** Why the exporters could not be listed, if they could not. */
+  get exportersError(): string | null {
+    return this._exportersError;
+  }
+
+  get export(): IExportState {
+    return this._export;
+  }
+
   /** The deployment name of the active notebook: its file name without `.ipynb`. */
   get deploymentName(): string | null {
     const path = this.notebookPath;
@@ -180,6 +212,9 @@ export class NbopsModel {
     if (source !== null) {
       void this.refreshLineage();
       void this._resumeJob(source.path);
+    }
+    if (!isExporting(this._export)) {
+      this._dispatchExport({ type: 'reset' }); // its paths were another notebook's
     }
   }
 
@@ -391,6 +426,71 @@ export class NbopsModel {
       }
     }
     await this.refreshDeployments();
+  }
+
+  // Exports
+
+  async loadExporters(): Promise<void> {
+    try {
+      this._exporters = await getExporters();
+      this._exportersError = null;
+    } catch (error) {
+      this._exportersError = (error as Error).message;
+    }
+    if (!this._disposed) {
+      this.exportChanged.emit(this._export);
+    }
+  }
+
+  private _dispatchExport(action: ExportAction): void {
+    const next = exportReducer(this._export, action);
+    if (next !== this._export) {
+      this._export = next;
+      this.exportChanged.emit(next);
+    }
+  }
+
+  /** Saves the notebook and exports it next to itself with `to` (kfp needs a `store`). */
+  async exportNotebook(to: string, store: string | null = null): Promise<void> {
+    const source = this._source;
+    if (source === null || isExporting(this._export)) {
+      return;
+    }
+    this._dispatchExport({ type: 'submitted', exporter: to });
+    if (store !== null && store !== '') {
+      this._settings = { ...this._settings, exportStore: store };
+      this.exportStoreUsed.emit(store);
+    }
+    try {
+      await source.save();
+      const { job_id } = await startExport(source.path, to, store);
+      this._dispatchExport({ type: 'accepted', jobId: job_id });
+    } catch (error) {
+      this._dispatchExport({
+        type: 'rejected',
+        reason: (error as Error).message
+      });
+      return;
+    }
+    while (!this._disposed && isExporting(this._export) && this._export.jobId) {
+      try {
+        const job = await getJob(this._export.jobId);
+        this._dispatchExport({ type: 'progress', job });
+      } catch (error) {
+        this._dispatchExport({
+          type: 'rejected',
+          reason: (error as Error).message
+        });
+      }
+      if (isExporting(this._export)) {
+        await delay(JOB_POLL_MS);
+      }
+    }
+  }
+
+  /** Clears a finished export's note. */
+  dismissExport(): void {
+    this._dispatchExport({ type: 'reset' });
   }
 
   // Deployments, whoever started them (the CLI too)

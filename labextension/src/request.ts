@@ -5,7 +5,13 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import type { IDeployment, IJob, IJobAccepted, ILineage } from './tokens';
+import type {
+  IDeployment,
+  IExporter,
+  IJob,
+  IJobAccepted,
+  ILineage
+} from './tokens';
 
 /** The server answered, with an error status. `fix` is nbops's suggestion, when it gave one. */
 export class ApiError extends Error {
@@ -133,4 +139,22 @@ export function getJob(jobId: string): Promise<IJob> {
 /** Asks the server to cancel a job: it answers the job as it is now (it ends shortly). */
 export function cancelJob(jobId: string): Promise<IJob> {
   return requestAPI<IJob>(`jobs/${encodeURIComponent(jobId)}/cancel`, post({}));
+}
+
+/** The installed exporters, each with whether the server can use it. */
+export function getExporters(): Promise<IExporter[]> {
+  return requestAPI<IExporter[]>('exporters');
+}
+
+/** Exports the saved notebook next to itself (`nbops export`), as a job. */
+export function startExport(
+  path: string,
+  to: string,
+  store: string | null
+): Promise<IJobAccepted> {
+  const body: Record<string, unknown> = { path, to };
+  if (store !== null && store !== '') {
+    body.store = store;
+  }
+  return requestAPI<IJobAccepted>('exports', post(body));
 }

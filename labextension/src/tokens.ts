@@ -20,12 +20,15 @@ export interface ISettings {
   deploymentPort: number | null;
   /** Milliseconds between two looks at the deployments (for deploys made from the CLI). */
   pollMs: number;
+  /** The artifact store of the last Kubeflow export (remembered for the next one). */
+  exportStore: string;
 }
 
 export const DEFAULT_SETTINGS: ISettings = {
   debounceMs: 200,
   deploymentPort: null,
-  pollMs: 3000
+  pollMs: 3000,
+  exportStore: ''
 };
 
 // The lineage JSON (`nbops lineage NB --format json`; schema_version 1).
@@ -221,4 +224,25 @@ export interface IJob {
 
 export interface IJobAccepted {
   job_id: string;
+}
+
+// Exports (`GET /nbops/api/exporters`, `POST /nbops/api/exports`).
+
+/** An installed exporter, and why it cannot be used here (null when it can). */
+export interface IExporter {
+  name: string;
+  description: string;
+  extra: string | null;
+  available: boolean;
+  reason: string | null;
+}
+
+/** A finished export job's result: what it wrote, relative to the server's root. */
+export interface IExportResult {
+  exporter: string;
+  paths: string[];
+  build: string;
+  image: string;
+  /** No image was given: the tasks run a placeholder to replace with the pushed build. */
+  image_placeholder: boolean;
 }

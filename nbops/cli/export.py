@@ -44,6 +44,7 @@ def export(
     every task runs the generated package's step entry point (`python -m pipeline step NAME`),
     with the dependencies, parameters and metrics of the notebook's pipeline."""
     from nbops.build import exporters
+    from nbops.build.exporters.exporting import check_before_build
 
     if show_list:
         _print_list(exporters.installed())
@@ -51,6 +52,7 @@ def export(
     if target is None or engine is None or out is None:
         raise click.UsageError("give NOTEBOOK_OR_BUILD, --to NAME and -o PATH (or --list).")
     chosen = exporters.exporter(engine)
+    check_before_build(chosen, store=store)
     pipeline, folder = _pipeline_and_build(target, no_run)
     options = {"kubernetes": "true"} if kubernetes else {}
     request = exporters.ExportRequest(
@@ -71,12 +73,10 @@ def export(
 
 
 def _print_list(found: dict[str, Any]) -> None:
+    from nbops.build.exporters.exporting import unavailable_reason
+
     for name, exporter in found.items():
-        if exporter.available():
-            ready = "available"
-        else:
-            ready = f"pip install 'nbops[{exporter.extra}]'" if exporter.extra else "unavailable"
-        click.echo(f"{name}\t{exporter.description}\t{ready}")
+        click.echo(f"{name}\t{exporter.description}\t{unavailable_reason(exporter) or 'available'}")
 
 
 def _pipeline_and_build(target: str, no_run: bool) -> tuple[Any, Path]:
@@ -88,11 +88,9 @@ def _pipeline_and_build(target: str, no_run: bool) -> tuple[Any, Path]:
 
     folder = Path(target)
     if folder.is_dir():
-        from nbops.build.exporters import built_notebook
+        from nbops.build.exporters.exporting import pipeline_of_build
 
-        pipeline = analyse_with_runs(built_notebook(folder))
-        pipeline.raise_for_errors()
-        return pipeline, folder
+        return pipeline_of_build(folder), folder
     pipeline = analyse_with_runs(load_notebook(target))
     pipeline.raise_for_errors()
     out = building.default_build_dir(pipeline)

@@ -237,6 +237,8 @@ ROUTES: list[tuple[str, dict[str, str], str, Any]] = [
     ("deployments/model/rollback", {}, "POST", {}),
     ("deployments/model/stop", {}, "POST", {}),
     ("runs", {}, "POST", MODEL_PATH),
+    ("exporters", {}, "GET", None),
+    ("exports", {}, "POST", {"path": "model.ipynb", "to": "kfp", "store": "s3://b/p"}),
     ("jobs", {}, "GET", None),
     ("jobs/0123abcd", {}, "GET", None),
 ]
@@ -333,6 +335,7 @@ class TestAuthorization:
         for route, body in (
             ("deployments", {"path": "model.ipynb"}),
             ("runs", {"path": "model.ipynb"}),
+            ("exports", {"path": "model.ipynb", "to": "kfp", "store": "s3://b/p"}),
             ("deployments/model/rollback", {}),
             ("deployments/model/stop", {}),
         ):

@@ -1,6 +1,7 @@
 /**
  * The "Deploy" section: one button that runs, builds and deploys the active notebook, its
- * stages live, then the service (URL, docs, version, metrics) and every version with rollback.
+ * stages live, then the service (URL, docs, version, metrics) and every version with rollback;
+ * beside it the Export menu.
  */
 import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
@@ -13,6 +14,7 @@ import {
   type IDeployState
 } from '../status';
 import type { IDeployment, IDeploymentVersion } from '../tokens';
+import { Export } from './ExportView';
 import { ErrorNote } from './LineageView';
 import { useSignals } from './useSignal';
 
@@ -59,6 +61,7 @@ function Deploy({ model }: { model: NbopsModel }): JSX.Element {
           >
             {busy ? 'Deploying…' : `Deploy ${name}`}
           </button>
+          <Export model={model} busy={busy} />
         </div>
       )}
       {state.phase !== 'idle' && (

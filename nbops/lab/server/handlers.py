@@ -1,11 +1,12 @@
-"""The REST handlers under /nbops/api/: parse the request, call server.operations, answer JSON.
+"""The REST handlers under /nbops/api/: parse the request, call server.operations (and
+server.exports), answer JSON.
 
 Every method needs Jupyter's authentication (token or cookie, and XSRF on POST, as
 jupyter_server enforces) and asks Jupyter's authorizer: reading is `read` on `contents` (a
-notebook's lineage) or `nbops` (deployments, jobs); what runs notebook code (deploy, run,
-rollback, stop) is `execute` on `kernels`, the permission running a cell needs. Blocking work
-(reading and analysing a notebook, the state db, health checks) runs in a thread, never on the
-server's event loop.
+notebook's lineage) or `nbops` (deployments, jobs, exporters); what runs notebook code (deploy,
+run, rollback, stop, export: it builds, so runs, the notebook) is `execute` on `kernels`, the
+permission running a cell needs. Blocking work (reading and analysing a notebook, the state db,
+health checks) runs in a thread, never on the server's event loop.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from nbops.build.exporters import ExporterUnavailable, ExportRefused
 from nbops.deploy.local import DeployError, RollbackError
 from nbops.deploy.records import DeployBusy
 from nbops.errors import NbopsError, NotebookError, NotebookNotFound
-from nbops.lab.server import operations
+from nbops.lab.server import exports, operations
 from nbops.lab.server.jobs import JobEnded, JobNotFound, JobRegistry
 from nbops.lab.server.paths import ApiPath, PathRefused, resolve_api_path, server_home
 from nbops.run.home import Home
@@ -45,6 +47,8 @@ ERROR_STATUS: tuple[tuple[type[NbopsError], int], ...] = (
     (DeployError, 409),
     (RollbackError, 409),
     (NotebookError, 422),
+    (ExportRefused, 422),
+    (ExporterUnavailable, 422),
     (NbopsError, 400),
 )
 
@@ -270,6 +274,37 @@ class RunsHandler(NbopsHandler):
             notebook.api_path,
             home=self.home,
             parameters=body.get("parameters"),
+        )
+        self.reply({"job_id": job.id}, status=202)
+
+
+class ExportersHandler(NbopsHandler):
+    """GET: the installed exporters, each with whether it can be used here and why not."""
+
+    @web.authenticated
+    @READS
+    async def get(self) -> None:
+        self.reply(await self.off_loop(exports.exporters))
+
+
+class ExportsHandler(NbopsHandler):
+    """POST {"path", "to", "store"?, "image"?}: export next to the notebook, as `nbops export`."""
+
+    @web.authenticated
+    @RUNS_CODE
+    async def post(self) -> None:
+        body = self.body()
+        notebook = self.notebook(required_text(body, "path"))
+        job = await self.off_loop(
+            exports.start_export,
+            self.state.registry,
+            notebook.os_path,
+            notebook.api_path,
+            home=self.home,
+            root=self.state.root_dir,
+            to=required_text(body, "to"),
+            store=text(body, "store"),
+            image=text(body, "image"),
         )
         self.reply({"job_id": job.id}, status=202)
 

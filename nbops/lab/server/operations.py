@@ -105,7 +105,7 @@ def start_deploy(
     """`nbops deploy NOTEBOOK` as a job; its result is the deployment, as `nbops status` shows."""
     check_name(name)
     check_port(port)
-    pipeline = _runnable(notebook, label, home)
+    pipeline = runnable(notebook, label, home)
     overrides = parameter_values(parameters, pipeline)
     deployment = name or pipeline.notebook.name
     # Beside the state db, in the server's root, as the CLI run from there would.
@@ -125,8 +125,8 @@ def deploy_work(spec: DeploySpec, job: Progress) -> Outcome:
     """A deploy job's work, in its child process."""
     from nbops.deploy import local as deploy
 
-    pipeline = _runnable(spec.notebook, spec.label, spec.home)
-    with _executor() as executor:
+    pipeline = runnable(spec.notebook, spec.label, spec.home)
+    with step_executor() as executor:
         deployment = deploy.deploy_notebook(
             pipeline,
             parameters=spec.parameters,
@@ -154,7 +154,7 @@ def start_run(
     parameters: dict[str, Any] | None = None,
 ) -> Job:
     """`nbops run NOTEBOOK` as a job; its result is the run record, failed or not."""
-    pipeline = _runnable(notebook, label, home)
+    pipeline = runnable(notebook, label, home)
     spec = RunSpec(notebook, label, home, parameter_values(parameters, pipeline))
     return registry.submit(
         "run",
@@ -170,9 +170,9 @@ def run_work(spec: RunSpec, job: Progress) -> Outcome:
     """A run job's work, in its child process."""
     from nbops.run.runner import run_pipeline
 
-    pipeline = _runnable(spec.notebook, spec.label, spec.home)
+    pipeline = runnable(spec.notebook, spec.label, spec.home)
     try:
-        with _executor() as executor:
+        with step_executor() as executor:
             record = run_pipeline(
                 pipeline,
                 parameters=spec.parameters,
@@ -188,7 +188,7 @@ def run_work(spec: RunSpec, job: Progress) -> Outcome:
 
 
 @contextlib.contextmanager
-def _executor() -> Iterator[Executor]:
+def step_executor() -> Iterator[Executor]:
     """Steps of a job run in worker processes, always: a cell that ends its process, or the
     kernel's out-of-memory killer, fails that step, not the job's process."""
     from nbops.run.executors import make_executor
@@ -294,7 +294,7 @@ def check_port(port: int | None) -> None:
         raise InvalidTarget(f"{port} is not a port number.", fix="Use one from 1 to 65535.")
 
 
-def _runnable(notebook: Path, label: str, home: Home) -> Pipeline:
+def runnable(notebook: Path, label: str, home: Home) -> Pipeline:
     """The analysed notebook, refused (as `nbops run` refuses it) when analysis finds errors.
 
     Its path is the absolute one, as the CLI records runs by (`nbops runs NOTEBOOK` finds them).

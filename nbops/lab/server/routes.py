@@ -22,6 +22,8 @@ ROUTES: tuple[tuple[str, type[handlers.NbopsHandler]], ...] = (
     (f"deployments/{NAME}/rollback", handlers.RollbackHandler),
     (f"deployments/{NAME}/stop", handlers.StopHandler),
     ("runs", handlers.RunsHandler),
+    ("exporters", handlers.ExportersHandler),
+    ("exports", handlers.ExportsHandler),
     ("jobs", handlers.JobsHandler),
     (f"jobs/{JOB_ID}", handlers.JobHandler),
     (f"jobs/{JOB_ID}/cancel", handlers.CancelHandler),
