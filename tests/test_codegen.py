@@ -98,6 +98,7 @@ def test_a_build_has_one_module_per_step_and_the_fixed_files() -> None:
         "pipeline/metric_values.py",
         "pipeline/metrics.py",
         "pipeline/parameters.py",
+        "pipeline/runner.py",
         "pipeline/shared.py",
         "pipeline/steps/__init__.py",
         "pipeline/steps/evaluate.py",
@@ -106,6 +107,7 @@ def test_a_build_has_one_module_per_step_and_the_fixed_files() -> None:
         "pipeline/steps/report.py",
         "pipeline/steps/train.py",
         "pipeline/store.py",
+        "pipeline/task.py",
         "ruff.toml",
     ]
     assert list(render_tests(churn)) == [
@@ -436,8 +438,8 @@ def test_the_cli_rejects_bad_parameters_clearly(tiny: Path, argument: str, messa
 
 def test_parameter_values_are_typed_like_their_defaults(tiny: Path) -> None:
     check = (
-        "from pipeline.__main__ import _parameter;"
-        "print([_parameter(t) for t in ('rate=1', 'name=7', 'n=5', 'name=two words')])"
+        "from pipeline.runner import parse_parameter;"
+        "print([parse_parameter(t) for t in ('rate=1', 'name=7', 'n=5', 'name=two words')])"
     )
     assert python(tiny, "-c", check).stdout.strip() == (
         "[('rate', 1.0), ('name', '7'), ('n', 5), ('name', 'two words')]"

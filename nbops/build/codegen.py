@@ -47,8 +47,10 @@ PIPELINE_FILES = {
     "pipeline/__main__.py": "pipeline/__main__.py.j2",
     "pipeline/dag.py": "pipeline/dag.py.j2",
     "pipeline/parameters.py": "pipeline/parameters.py.j2",
+    "pipeline/runner.py": "pipeline/runner.py.j2",
     "pipeline/shared.py": "pipeline/shared.py.j2",
     "pipeline/steps/__init__.py": "pipeline/steps/__init__.py.j2",
+    "pipeline/task.py": "pipeline/task.py.j2",
 }
 
 
