@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,24 @@ from nbops.model.analysis import analyse
 from nbops.model.notebook import load_notebook
 from nbops.model.pipeline import Pipeline
 
+MakeNotebook = Callable[..., Path]  # the make_notebook fixture of tests/conftest.py
+
 ROOT = Path(__file__).resolve().parent.parent
 CHURN = ROOT / "example_notebooks" / "churn.ipynb"
 BRANCHES = ROOT / "example_notebooks" / "branches.ipynb"
 NBOPS = str(Path(sys.executable).parent / "nbops")
-AIRFLOW_VENV = ROOT / ".venv-airflow"
-# Airflow 3 with the providers the DAG files import; 2.10.5 (Python 3.11) works as well.
-AIRFLOW_PINS = (
-    "apache-airflow==3.1.8",
-    "apache-airflow-providers-standard==1.21.0",
-    "apache-airflow-providers-cncf-kubernetes==10.25.0",
-)
+# Airflow 3 with the providers the DAG files import (the default), or Airflow 2 with
+# NBOPS_TEST_AIRFLOW=2; each in a virtualenv of its own, made once and kept.
+AIRFLOW_PINS = {
+    "3": (
+        "apache-airflow==3.1.8",
+        "apache-airflow-providers-standard==1.21.0",
+        "apache-airflow-providers-cncf-kubernetes==10.25.0",
+    ),
+    "2": ("apache-airflow==2.10.5", "apache-airflow-providers-cncf-kubernetes==10.10.0"),
+}
+AIRFLOW = os.environ.get("NBOPS_TEST_AIRFLOW", "3")
+AIRFLOW_VENV = ROOT / (".venv-airflow" if AIRFLOW == "3" else f".venv-airflow{AIRFLOW}")
 # Run inside the Airflow venv: what Airflow's DagBag makes of a folder of DAG files.
 DAGBAG = """
 import json, sys
@@ -224,14 +231,15 @@ def lineage_json(notebook: Path) -> dict[str, Any]:
 
 def airflow_venv() -> Path:
     """`.venv-airflow/` with AIRFLOW_PINS, made unless its stamp names them already."""
+    pins = AIRFLOW_PINS[AIRFLOW]
     stamp = AIRFLOW_VENV / ".installed-stamp"
-    if stamp.is_file() and stamp.read_text() == "\n".join(AIRFLOW_PINS):
+    if stamp.is_file() and stamp.read_text() == "\n".join(pins):
         return AIRFLOW_VENV
     shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", AIRFLOW_VENV], check=True)
     pip = [AIRFLOW_VENV / "bin" / "python", "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, *AIRFLOW_PINS], check=True, timeout=1200)
-    stamp.write_text("\n".join(AIRFLOW_PINS))
+    subprocess.run([*pip, *pins], check=True, timeout=1200)
+    stamp.write_text("\n".join(pins))
     return AIRFLOW_VENV
 
 
@@ -266,13 +274,25 @@ def in_airflow(env: dict[str, str], *command: str, timeout: float = 600) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def expected_upstream(notebook: Path, pipeline: Pipeline) -> dict[str, list[str]]:
+    """Each task's upstream task ids: the lineage's edges, and the metrics' producers."""
+    upstream: dict[str, set[str]] = {step.name: set() for step in pipeline.steps}
+    upstream["metrics"] = {producer for _, producer in pipeline.metrics.inputs}
+    for edge in lineage_json(notebook)["edges"]:
+        upstream[edge["target"]].add(edge["source"])
+    return {name: sorted(sources) for name, sources in upstream.items()}
+
+
 @pytest.mark.slow
-def test_airflow_imports_the_dag_with_the_lineages_tasks_and_params(
+def test_airflow_imports_the_dags_with_the_lineages_tasks_and_params(
     airflow: dict[str, str], churn: Pipeline, churn_build: Path, tmp_path: Path
 ) -> None:
     dags = tmp_path / "dags"
     export(churn, churn_build, dags, options={"python": sys.executable})
-    export(
+    branches = analyse(load_notebook(BRANCHES))
+    write_pipeline(branches, tmp_path / "branches")
+    export(branches, tmp_path / "branches", dags)
+    _, text = export(
         churn,
         churn_build,
         tmp_path / "pods",
@@ -280,65 +300,61 @@ def test_airflow_imports_the_dag_with_the_lineages_tasks_and_params(
         store="s3://bucket/churn",
         options={"kubernetes": "1", "secret": "churn-store"},
     )
-    (tmp_path / "pods" / "churn_dag.py").rename(dags / "churn_pods_dag.py")
-    text = (dags / "churn_pods_dag.py").read_text()
-    (dags / "churn_pods_dag.py").write_text(text.replace('dag_id="churn"', 'dag_id="pods"'))
+    (dags / "pods_dag.py").write_text(text.replace('dag_id="churn"', 'dag_id="pods"'))
     bag = in_airflow(airflow, "python", "-c", DAGBAG, str(dags))
     assert bag["errors"] == {}
-    upstream: dict[str, set[str]] = {step.name: set() for step in churn.steps}
-    upstream["metrics"] = set()
-    for source, target in task_edges(churn):
-        upstream[target].add(source)
-    expected = {name: sorted(sources) for name, sources in upstream.items()}
-    assert bag["dags"]["churn"]["tasks"] == expected
-    assert bag["dags"]["pods"]["tasks"] == expected
+    assert sorted(bag["dags"]) == ["branches", "churn", "pods"]
+    assert bag["dags"]["churn"]["tasks"] == expected_upstream(CHURN, churn)
+    assert bag["dags"]["pods"]["tasks"] == expected_upstream(CHURN, churn)
+    assert bag["dags"]["branches"]["tasks"] == expected_upstream(BRANCHES, branches)
     assert set(bag["dags"]["churn"]["kinds"].values()) == {"BashOperator"}
     assert set(bag["dags"]["pods"]["kinds"].values()) == {"KubernetesPodOperator"}
-    defaults = {p.name: p.default for p in churn.parameters}
-    assert bag["dags"]["churn"]["defaults"] == defaults
+    assert bag["dags"]["churn"]["defaults"] == {p.name: p.default for p in churn.parameters}
+    assert bag["dags"]["churn"]["params"]["test_size"]["type"] == "number"
+    assert bag["dags"]["churn"]["params"]["n_rows"]["type"] == "integer"
 
 
-@pytest.mark.slow
-def test_airflow_dags_test_runs_churn_with_the_hashes_of_nbops_run(
-    airflow: dict[str, str], churn: Pipeline, tmp_path: Path
-) -> None:
-    env = {**os.environ, "NBOPS_HOME": str(tmp_path / ".nbops")}
+def nbops_json(*arguments: str, cwd: Path) -> Any:
+    """An nbops command's JSON output, with its state in `cwd`."""
+    env = {**os.environ, "NBOPS_HOME": str(cwd / ".nbops")}
     done = subprocess.run(
-        [NBOPS, "run", str(CHURN), "--format", "json"],
+        [NBOPS, *arguments, "--format", "json"],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stderr
-    hashes = {step["name"]: step["outputs"] for step in json.loads(done.stdout)["steps"]}
-    build = tmp_path / "build" / "churn"
-    built = subprocess.run(
-        [NBOPS, "build", str(CHURN), "-o", str(build)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    dags = Path(airflow["AIRFLOW__CORE__DAGS_FOLDER"])
-    export(churn, build, dags, options={"python": sys.executable})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout)
 
-    ran = subprocess.run(
-        ["airflow", "dags", "test", "churn"],
-        env=airflow,
-        capture_output=True,
-        text=True,
-        timeout=900,
+
+def run_in_airflow(
+    airflow: dict[str, str], notebook: Path, tmp_path: Path, conf: dict[str, Any]
+) -> None:
+    """`nbops run` and `nbops build` the notebook, export its DAG and `airflow dags test` it
+    with `conf` as the run's params: every task succeeds, and the outputs each step recorded
+    in the store have the hashes `nbops run` gave them, with the same parameters."""
+    parameters = [part for name, value in conf.items() for part in ("-p", f"{name}={value}")]
+    record = nbops_json("run", str(notebook), *parameters, cwd=tmp_path)
+    hashes = {step["name"]: step["outputs"] for step in record["steps"]}
+    build = tmp_path / "build" / notebook.stem
+    nbops_json("build", str(notebook), "-o", str(build), *parameters, cwd=tmp_path)
+    pipeline = analyse(load_notebook(notebook))
+    export(
+        pipeline,
+        build,
+        Path(airflow["AIRFLOW__CORE__DAGS_FOLDER"]),
+        options={"python": sys.executable},
     )
+
+    command = ["airflow", "dags", "test", notebook.stem, "--conf", json.dumps(conf)]
+    ran = subprocess.run(command, env=airflow, capture_output=True, text=True, timeout=900)
     assert ran.returncode == 0, ran.stdout[-5000:] + ran.stderr[-5000:]
-    states = in_airflow(airflow, "python", "-c", STATES, "churn")
+    states = in_airflow(airflow, "python", "-c", STATES, notebook.stem)
     assert states["state"] == "success"
-    tasks = [step.name for step in churn.steps] + ["metrics"]
+    tasks = [step.name for step in pipeline.steps] + ["metrics"]
     assert states["tasks"] == dict.fromkeys(tasks, "success")
-
     records = subprocess.run(
         [sys.executable, "-c", RECORDS, str(build / "store"), states["run_id"], *hashes],
         cwd=build,
@@ -347,3 +363,26 @@ def test_airflow_dags_test_runs_churn_with_the_hashes_of_nbops_run(
         check=True,
     )
     assert json.loads(records.stdout) == hashes
+
+
+@pytest.mark.slow
+def test_airflow_dags_test_runs_churn_with_the_hashes_of_nbops_run(
+    airflow: dict[str, str], tmp_path: Path
+) -> None:
+    run_in_airflow(airflow, CHURN, tmp_path, {"n_rows": 3000, "max_depth": 6})
+
+
+@pytest.mark.slow
+def test_a_params_value_with_quotes_and_spaces_reaches_its_step_as_one_word(
+    airflow: dict[str, str], make_notebook: MakeNotebook, tmp_path: Path
+) -> None:
+    notebook = make_notebook(
+        [
+            ('label = "plain"  # shown in the report\ncount = 2', ["parameters"]),
+            ("text = label * count", ["step:repeat"]),
+            ("size = len(text)", ["step:measure"]),
+            ("length = float(size)", ["metrics"]),
+        ],
+        name="quoting.ipynb",
+    )
+    run_in_airflow(airflow, notebook, tmp_path, {"label": 'it\'s $HOME; "a b"', "count": 3})
