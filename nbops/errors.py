@@ -75,10 +75,6 @@ class PipelineError(NbopsError):
     """The notebook's pipeline cannot run: analysis found errors, or a step name is unknown."""
 
 
-class ExportError(NbopsError):
-    """An exporter cannot write what was asked: an unknown option, or one missing (--image)."""
-
-
 class StepFailed(NbopsError):
     """A step raised while running; carries the notebook cell and line, and the traceback."""
 

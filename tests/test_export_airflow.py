@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 
 from nbops.build.codegen import write_pipeline
-from nbops.build.exporters import GROUP, ExportRequest
+from nbops.build.exporters import GROUP, ExportRefused, ExportRequest
 from nbops.build.exporters.airflow import AirflowExporter, task_edges
-from nbops.errors import ExportError
 from nbops.model.analysis import analyse
 from nbops.model.notebook import load_notebook
 from nbops.model.pipeline import Pipeline
@@ -183,27 +182,39 @@ def test_kubernetes_tasks_are_pods_of_the_image_reading_the_store(
     assert "BashOperator" not in text and "BUILD" not in text
 
 
-def test_kubernetes_without_an_image_or_a_store_is_refused(
+def test_kubernetes_without_a_shared_store_is_refused(
     churn: Pipeline, churn_build: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ExportError) as no_image:
-        export(churn, churn_build, tmp_path, store="s3://b/p", options={"kubernetes": "1"})
-    assert str(no_image.value) == (
-        "--kubernetes runs each step in a pod of the build's image, and no image is named. "
-        "Push the build's image (its Dockerfile) and pass --image REGISTRY/NAME:TAG."
-    )
-    with pytest.raises(ExportError) as no_store:
-        export(churn, churn_build, tmp_path, image="churn:1", options={"kubernetes": "1"})
+    pods = {"image": "churn:1", "options": {"kubernetes": "true"}}
+    with pytest.raises(ExportRefused) as no_store:
+        export(churn, churn_build, tmp_path, **pods)
     assert str(no_store.value) == (
-        "--kubernetes needs an artifact store every pod reaches; the build folder is not one. "
-        "Pass --store s3://BUCKET/PREFIX (credentials through --option secret=NAME)."
+        "--kubernetes needs --store: each task runs in a pod of its own, so the artifacts must "
+        "live where every pod can read and write them. "
+        "Pass a bucket, e.g. --store s3://bucket/prefix."
     )
+    with pytest.raises(ExportRefused) as local:
+        export(churn, churn_build, tmp_path, store=str(tmp_path / "store"), **pods)
+    assert str(local.value) == (
+        f"--store {tmp_path}/store is a local folder, which the pods of --kubernetes tasks do "
+        "not share. Pass a bucket, e.g. --store s3://bucket/prefix."
+    )
+
+
+def test_kubernetes_without_an_image_names_the_builds_placeholder(
+    churn: Pipeline, churn_build: Path, tmp_path: Path
+) -> None:
+    build = tmp_path / "churn"
+    shutil.copytree(churn_build, build)
+    (build / "nbops.json").write_text(json.dumps({"name": "churn", "build_id": "b1"}))
+    _, text = export(churn, build, tmp_path, store="s3://b/p", options={"kubernetes": "1"})
+    assert 'IMAGE = "<registry>/churn:b1"' in text
 
 
 def test_an_unknown_option_is_refused_listing_the_known_ones(
     churn: Pipeline, churn_build: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ExportError, match=r"^the airflow exporter has no option 'pods'\. \("):
+    with pytest.raises(ExportRefused, match=r"^the airflow exporter has no option 'pods'\. \("):
         export(churn, churn_build, tmp_path, options={"pods": "1"})
 
 

@@ -6,10 +6,18 @@ commands, so `nbops --help` and `nbops check` start fast.
 
 from __future__ import annotations
 
-from nbops.cli import analyse, build, ci, db, deploy, run
+from nbops.cli import analyse, build, ci, db, deploy, export, run
 from nbops.cli.app import cli
 
-COMMAND_GROUPS = (analyse, run, ci, build, deploy, db)  # imported for the commands they register
+COMMAND_GROUPS = (
+    analyse,
+    run,
+    ci,
+    build,
+    deploy,
+    export,
+    db,
+)  # imported for the commands they register
 
 
 def main() -> None:

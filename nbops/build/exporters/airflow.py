@@ -15,8 +15,7 @@ from typing import Any
 
 from nbops import __version__
 from nbops.build.codegen import format_files, render
-from nbops.build.exporters import ExportRequest
-from nbops.errors import ExportError
+from nbops.build.exporters import ExportRefused, ExportRequest, placeholder_image
 from nbops.model.pipeline import CellRef, Pipeline, Step
 
 TEMPLATE = "airflow/dag.py.j2"
@@ -25,7 +24,7 @@ DEFAULT_PYTHON = "python3"
 DOC_WIDTH = 80  # a task's doc_md, line by line in the file: 12 spaces, quotes and "\\n" fit 100
 OPTIONS = {
     "python": "the Python that runs each step, with the notebook's libraries (default python3)",
-    "kubernetes": "1 for KubernetesPodOperator tasks running --image",
+    "kubernetes": "true for KubernetesPodOperator tasks running --image (--kubernetes)",
     "secret": "with kubernetes, a Kubernetes secret given to each pod as environment variables",
 }
 TRUE = frozenset({"1", "true", "yes", "on"})
@@ -70,6 +69,7 @@ def dag_context(request: ExportRequest) -> dict[str, Any]:
     pipeline = request.pipeline
     pipeline.raise_for_errors()
     options = checked_options(request)
+    kubernetes = options["kubernetes"] == "1"
     build = Path(request.build).resolve()
     tasks = task_context(pipeline)
     variables = {task["name"]: task["variable"] for task in tasks}
@@ -82,8 +82,8 @@ def dag_context(request: ExportRequest) -> dict[str, Any]:
         "build": str(build),
         "python": options.get("python") or DEFAULT_PYTHON,
         "store": request.store or str(build / "store"),
-        "kubernetes": options["kubernetes"] == "1",
-        "image": request.image,
+        "kubernetes": kubernetes,
+        "image": (request.image or placeholder_image(build)) if kubernetes else None,
         "secret": options.get("secret", ""),
         "parameter_cells": _cells(p.cell for p in pipeline.parameters),
         "parameters": [
@@ -95,26 +95,28 @@ def dag_context(request: ExportRequest) -> dict[str, Any]:
 
 
 def checked_options(request: ExportRequest) -> dict[str, str]:
-    """The options, `kubernetes` as "1" or "0"; an unknown one, or a pod without an image or a
-    store it can reach, is refused."""
+    """The options, `kubernetes` as "1" or "0"; an unknown one, or pods without a store they
+    all reach, is refused."""
     unknown = sorted(set(request.options) - set(OPTIONS))
     if unknown:
         known = "; ".join(f"{name}: {what}" for name, what in OPTIONS.items())
-        raise ExportError(f"the airflow exporter has no option {unknown[0]!r}.", fix=f"({known})")
+        raise ExportRefused(f"the airflow exporter has no option {unknown[0]!r}.", fix=f"({known})")
     kubernetes = request.options.get("kubernetes", "").strip().lower() in TRUE
-    if kubernetes and not request.image:
-        raise ExportError(
-            "--kubernetes runs each step in a pod of the build's image, and no image is named.",
-            fix="Push the build's image (its Dockerfile) and pass --image REGISTRY/NAME:TAG.",
-        )
     if kubernetes and not request.store:
-        raise ExportError(
-            "--kubernetes needs an artifact store every pod reaches; the build folder is not one.",
-            fix="Pass --store s3://BUCKET/PREFIX (credentials through --option secret=NAME).",
+        raise ExportRefused(
+            "--kubernetes needs --store: each task runs in a pod of its own, so the artifacts "
+            "must live where every pod can read and write them.",
+            fix="Pass a bucket, e.g. --store s3://bucket/prefix.",
+        )
+    if kubernetes and "://" not in str(request.store):
+        raise ExportRefused(
+            f"--store {request.store} is a local folder, which the pods of --kubernetes tasks "
+            "do not share.",
+            fix="Pass a bucket, e.g. --store s3://bucket/prefix.",
         )
     if request.options.get("secret") and not kubernetes:
-        raise ExportError(
-            "--option secret= gives a Kubernetes secret to pods, and the tasks are not pods.",
+        raise ExportRefused(
+            "the secret option gives a Kubernetes secret to pods, and the tasks are not pods.",
             fix="Add --kubernetes, or drop the secret.",
         )
     return {**request.options, "kubernetes": "1" if kubernetes else "0"}
@@ -133,7 +135,7 @@ def task_context(pipeline: Pipeline) -> list[dict[str, Any]]:
         tasks.append(_task(step.name, _step_comment(pipeline, step), _step_doc(pipeline, step)))
     if pipeline.metrics.names:
         if any(step.name == METRICS for step in pipeline.steps):
-            raise ExportError(
+            raise ExportRefused(
                 f"a step is called {METRICS!r}, the name of the task computing the metrics.",
                 where=pipeline.notebook.display_name,
                 fix="Rename the step (its step: tag).",
