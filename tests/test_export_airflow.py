@@ -352,12 +352,19 @@ def run_in_airflow(
     build = tmp_path / "build" / notebook.stem
     nbops_json("build", str(notebook), "-o", str(build), *parameters, cwd=tmp_path)
     pipeline = analyse(load_notebook(notebook))
-    export(
-        pipeline,
-        build,
-        Path(airflow["AIRFLOW__CORE__DAGS_FOLDER"]),
-        options={"python": sys.executable},
+    dags = Path(airflow["AIRFLOW__CORE__DAGS_FOLDER"])
+    path, text = export(pipeline, build, dags, options={"python": sys.executable})
+    # `nbops export` of the build writes the same file, bar the Python the tasks run with.
+    cli = tmp_path / "cli"
+    exported = subprocess.run(
+        [NBOPS, "export", str(build), "--to", "airflow", "-o", str(cli)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
+    assert exported.returncode == 0, exported.stderr
+    python = f"PYTHON = {json.dumps(sys.executable)}"
+    assert (cli / path.name).read_text() == text.replace(python, 'PYTHON = "python3"')
 
     command = ["airflow", "dags", "test", notebook.stem, "--conf", json.dumps(conf)]
     ran = subprocess.run(command, env=airflow, capture_output=True, text=True, timeout=900)
