@@ -10,11 +10,12 @@ from __future__ import annotations
 import keyword
 import re
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from nbops import __version__
-from nbops.build.codegen import format_files, render
+from nbops.build.codegen import LINE_LENGTH, format_files, render
 from nbops.build.exporters import ExportRefused, ExportRequest, placeholder_image
 from nbops.model.pipeline import CellRef, Pipeline, Step
 
@@ -78,7 +79,7 @@ def dag_context(request: ExportRequest) -> dict[str, Any]:
         "dag_id": dag_id(pipeline.notebook.name),
         "notebook": pipeline.notebook.display_name,
         "version": __version__,
-        "line_length": 100,
+        "line_length": LINE_LENGTH,
         "build": str(build),
         "python": options.get("python") or DEFAULT_PYTHON,
         "store": request.store or str(build / "store"),
@@ -132,7 +133,7 @@ def task_context(pipeline: Pipeline) -> list[dict[str, Any]]:
     taken = set(TEMPLATE_NAMES)
     tasks = []
     for step in pipeline.steps:
-        tasks.append(_task(step.name, _step_comment(pipeline, step), _step_doc(pipeline, step)))
+        tasks.append(_task(step.name, _step_comment(step), _step_doc(pipeline, step)))
     if pipeline.metrics.names:
         if any(step.name == METRICS for step in pipeline.steps):
             raise ExportRefused(
@@ -146,6 +147,7 @@ def task_context(pipeline: Pipeline) -> list[dict[str, Any]]:
     for task in tasks:
         task["variable"] = _variable(task["name"], taken)
         taken.add(task["variable"])
+        task["pod"] = pod_name(f"{pipeline.notebook.name}-{task['name']}")
     return tasks
 
 
@@ -157,7 +159,7 @@ def task_edges(pipeline: Pipeline) -> list[tuple[str, str]]:
 
 
 def _task(name: str, comment: str, doc: list[str]) -> dict[str, Any]:
-    return {"name": name, "comment": comment, "doc": _wrapped(doc), "pod": _pod_name(name)}
+    return {"name": name, "comment": comment, "doc": _wrapped(doc)}
 
 
 def _wrapped(paragraphs: list[str]) -> list[str]:
@@ -178,18 +180,18 @@ def _variable(name: str, taken: set[str]) -> str:
     return variable
 
 
-def _pod_name(name: str) -> str:
+def pod_name(name: str) -> str:
     """A pod name Kubernetes accepts (DNS-1123): lower case, digits and '-'."""
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "step"
 
 
-def _step_comment(pipeline: Pipeline, step: Step) -> str:
+def _step_comment(step: Step) -> str:
     title = f" ({step.title})" if step.title and step.title != step.name else ""
     return f"Step {step.name}{title}: notebook {_cells_phrase(step.cells)}."
 
 
 def _step_doc(pipeline: Pipeline, step: Step) -> list[str]:
-    """The task's doc_md: the step's cells, what it reads and who reads what it writes."""
+    """The task's doc_md: the step's cells, what it reads from which step, what it writes."""
     notebook = pipeline.notebook.display_name
     doc = [f"**Step `{step.display_name}`** of {notebook}: {_cells_phrase(step.cells, ids=True)}."]
     if step.inputs:
@@ -213,12 +215,12 @@ def _metrics_doc(pipeline: Pipeline) -> list[str]:
     return doc
 
 
-def _cells(refs: Any) -> list[dict[str, Any]]:
+def _cells(refs: Iterable[CellRef]) -> list[dict[str, Any]]:
     return [ref.as_dict() for ref in dict.fromkeys(refs)]
 
 
 def _cells_phrase(refs: tuple[CellRef, ...], *, ids: bool = False) -> str:
-    """ "cell 6", "cells 8 and 9" ("cell 6 (`a1b2`)" with `ids`)."""
+    """Cells as prose: "cell 6", "cells 8 and 9"; with `ids`, "cell 6 (`a1b2`)"."""
     named = [f"{ref.index} (`{ref.id}`)" if ids else str(ref.index) for ref in refs]
     listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     return f"cell{'s' if len(named) > 1 else ''} {listed}"
