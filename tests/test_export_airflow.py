@@ -33,6 +33,7 @@ MakeNotebook = Callable[..., Path]  # the make_notebook fixture of tests/conftes
 ROOT = Path(__file__).resolve().parent.parent
 CHURN = ROOT / "example_notebooks" / "churn.ipynb"
 BRANCHES = ROOT / "example_notebooks" / "branches.ipynb"
+GOLDEN = ROOT / "tests" / "golden_exports" / "airflow"
 NBOPS = str(Path(sys.executable).parent / "nbops")
 # Airflow 3 with the providers the DAG files import (the default), or Airflow 2 with
 # NBOPS_TEST_AIRFLOW=2; each in a virtualenv of its own, made once and kept.
@@ -153,6 +154,41 @@ def test_the_dag_file_parses_passes_ruff_and_names_the_notebook_and_its_cells(
         text=True,
     )
     assert formatted.returncode == 0, formatted.stdout
+
+
+@pytest.mark.parametrize(
+    ("golden", "request_options"),
+    [
+        ("churn_dag.py", {"options": {"python": "/srv/churn-venv/bin/python"}}),
+        (
+            "churn_pods_dag.py",
+            {
+                "image": "registry.example/churn:1",
+                "store": "s3://bucket/churn",
+                "options": {"kubernetes": "true", "secret": "nbops-s3"},
+            },
+        ),
+    ],
+)
+def test_the_dag_files_match_their_golden_files(
+    churn: Pipeline,
+    churn_build: Path,
+    tmp_path: Path,
+    golden: str,
+    request_options: dict[str, Any],
+) -> None:
+    """tests/golden_exports/airflow/ pins the files; after an intended change rewrite them with
+    NBOPS_UPDATE_GOLDEN=1 pytest tests/test_export_airflow.py, and read the diff."""
+    _, text = export(churn, churn_build, tmp_path, **request_options)
+    text = text.replace(str(churn_build.resolve()), "/srv/build/churn")
+    pinned = GOLDEN / golden
+    if os.environ.get("NBOPS_UPDATE_GOLDEN") == "1":
+        pinned.parent.mkdir(parents=True, exist_ok=True)
+        pinned.write_text(text, encoding="utf-8")
+    hint = (
+        "If the change is intended, run NBOPS_UPDATE_GOLDEN=1 pytest tests/test_export_airflow.py."
+    )
+    assert text == pinned.read_text(encoding="utf-8"), hint
 
 
 def test_the_dependencies_are_the_lineage_edges_and_the_metrics_inputs(churn: Pipeline) -> None:
