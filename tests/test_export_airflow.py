@@ -9,6 +9,7 @@ so their artifacts hash as `nbops run`'s do.
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import os
 import shutil
@@ -277,16 +278,19 @@ def lineage_json(notebook: Path) -> dict[str, Any]:
 
 
 def airflow_venv() -> Path:
-    """`.venv-airflow/` with AIRFLOW_PINS, made unless its stamp names them already."""
+    """The Airflow venv with its pins, made unless its stamp names them already; a lock keeps
+    two test sessions from making it at once."""
     pins = AIRFLOW_PINS[AIRFLOW]
     stamp = AIRFLOW_VENV / ".installed-stamp"
-    if stamp.is_file() and stamp.read_text() == "\n".join(pins):
-        return AIRFLOW_VENV
-    shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", AIRFLOW_VENV], check=True)
-    pip = [AIRFLOW_VENV / "bin" / "python", "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, *pins], check=True, timeout=1200)
-    stamp.write_text("\n".join(pins))
+    with open(f"{AIRFLOW_VENV}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text() == "\n".join(pins):
+            return AIRFLOW_VENV
+        shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", AIRFLOW_VENV], check=True)
+        pip = [AIRFLOW_VENV / "bin" / "python", "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, *pins], check=True, timeout=1200)
+        stamp.write_text("\n".join(pins))
     return AIRFLOW_VENV
 
 
