@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,30 +81,57 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(root, out, env)
 
 
+@dataclass(frozen=True)
+class Chains:
+    """The steps run one by one for run IDs r1 (defaults) and r2 (n_estimators=10), in one
+    store, and `nbops run` with the same parameters."""
+
+    store: Path
+    default: dict[str, dict[str, Any]]
+    changed: dict[str, dict[str, Any]]
+    default_run: dict[str, Any]
+    changed_run: dict[str, Any]
+
+
 @pytest.fixture(scope="module")
-def default_run(built: Built) -> dict[str, Any]:
-    return built.nbops_run()
+def chains(built: Built) -> Chains:
+    store = built.root / "store"
+    changed = ("-p", "n_estimators=10")
+    # Both runs at once in one store, as an orchestrator may run them; `nbops run` meanwhile.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        default = pool.submit(run_steps, built, "r1", str(store))
+        other = pool.submit(
+            run_steps, built, "manual__2026-12-01T10:00:00+00:00", str(store), *changed
+        )
+        default_run, changed_run = built.nbops_run(), built.nbops_run(*changed)
+        return Chains(store, default.result(), other.result(), default_run, changed_run)
 
 
 def run_steps(
     built: Built, run_id: str, store: str, *params: str, env: dict[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Every step in dependency order, then the metrics: {step: its JSON result}."""
-    options = ("--run-id", run_id, "--store", store, *SMALL, *params)
-    return {name: built.step(name, *options, env=env).result for name in (*ORDER, "metrics")}
+    """Every step in dependency order, then the metrics: {step: its JSON result}, each also
+    written with --result."""
+    results: dict[str, dict[str, Any]] = {}
+    for name in (*ORDER, "metrics"):
+        written = built.root / "results" / run_id / f"{name}.json"
+        logs = built.root / "logs" / run_id
+        options = ("--run-id", run_id, "--store", store, *SMALL, *params, "--logs", str(logs))
+        options += ("--result", str(written))
+        results[name] = built.step(name, *options, env=env).result
+        assert json.loads(written.read_text()) == results[name]
+    return results
 
 
 def hashes(record: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {step["name"]: step["outputs"] for step in record["steps"]}
 
 
-def test_each_step_on_its_own_gives_the_runs_hashes_and_metrics(
-    built: Built, default_run: dict[str, Any], tmp_path: Path
-) -> None:
-    results = run_steps(built, "r1", str(tmp_path / "store"))
-    assert {name: results[name]["outputs"] for name in ORDER} == hashes(default_run)
-    assert results["metrics"]["metrics"] == default_run["metrics"]
-    assert results["metrics"]["metric_problems"] == default_run["metric_problems"]
+def test_each_step_on_its_own_gives_the_runs_hashes_and_metrics(chains: Chains) -> None:
+    results, run = chains.default, chains.default_run
+    assert {name: results[name]["outputs"] for name in ORDER} == hashes(run)
+    assert results["metrics"]["metrics"] == run["metrics"]
+    assert results["metrics"]["metric_problems"] == run["metric_problems"]
     train = results["train"]
     assert (train["step"], train["run_id"], train["formats"]) == (
         "train",
@@ -113,22 +141,11 @@ def test_each_step_on_its_own_gives_the_runs_hashes_and_metrics(
     assert train["seconds"] >= 0
 
 
-def test_a_parameter_changes_the_hashes_as_it_does_in_nbops_run(
-    built: Built, default_run: dict[str, Any], tmp_path: Path
-) -> None:
-    store = str(tmp_path / "store")
-    results = run_steps(built, "manual__2026-12-01T10:00:00+00:00", store, "-p", "n_estimators=10")
-    changed = built.nbops_run("-p", "n_estimators=10")
-    assert {name: results[name]["outputs"] for name in ORDER} == hashes(changed)
-    assert results["metrics"]["metrics"] == changed["metrics"]
-    assert results["train"]["outputs"] != hashes(default_run)["train"]
-
-
-def test_the_result_file_holds_what_is_printed(built: Built, tmp_path: Path) -> None:
-    result = tmp_path / "out" / "load.json"
-    options = ("--run-id", "r1", "--store", str(tmp_path / "store"), *SMALL)
-    done = built.step("load", *options, "--result", str(result))
-    assert json.loads(result.read_text()) == done.result
+def test_a_parameter_changes_the_hashes_as_it_does_in_nbops_run(chains: Chains) -> None:
+    results, run = chains.changed, chains.changed_run
+    assert {name: results[name]["outputs"] for name in ORDER} == hashes(run)
+    assert results["metrics"]["metrics"] == run["metrics"]
+    assert results["train"]["outputs"] != chains.default["train"]["outputs"]
 
 
 def test_a_step_whose_producer_has_not_run_exits_1_saying_what_to_run(
@@ -143,15 +160,25 @@ def test_a_step_whose_producer_has_not_run_exits_1_saying_what_to_run(
     )
 
 
-def test_a_step_of_another_run_id_is_not_an_input(built: Built, tmp_path: Path) -> None:
-    store = str(tmp_path / "store")
-    assert built.step("load", "--run-id", "r1", "--store", store, *SMALL).code == 0
-    done = built.step("features", "--run-id", "r2", "--store", store, *SMALL)
+def test_a_step_of_another_run_id_is_not_an_input(built: Built, chains: Chains) -> None:
+    done = built.step("features", "--run-id", "r3", "--store", str(chains.store), *SMALL)
     assert done.code == 1
     assert done.stderr.splitlines()[-1] == (
         "error: step 'features' needs 'customers' from step 'load', which has not run for run "
-        f"ID 'r2': run `python -m pipeline step load --run-id r2 --store {store}` first."
+        f"ID 'r3': run `python -m pipeline step load --run-id r3 --store {chains.store}` first."
     )
+
+
+def test_a_step_that_raises_exits_1_naming_its_cells(built: Built, chains: Chains) -> None:
+    options = ("--run-id", "r1", "--store", str(chains.store), *SMALL, "-p", "test_size=2.0")
+    done = built.step("features", *options, "--logs", str(built.root / "logs" / "failing"))
+    assert done.code == 1
+    assert done.stdout == ""
+    assert "Traceback" in done.stderr and "pipeline/steps/features.py" in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "error: step 'features' (notebook cells 8, 9) raised InvalidParameterError: "
+        "The 'test_size' parameter of train_test_split must be"
+    )  # scikit-learn's own words follow
 
 
 def test_an_unknown_step_exits_2_listing_the_steps(built: Built, tmp_path: Path) -> None:
@@ -173,12 +200,10 @@ def test_a_bad_parameter_exits_2(built: Built, tmp_path: Path) -> None:
     )
 
 
-def test_the_steps_share_a_store_on_s3(
-    built: Built, default_run: dict[str, Any], s3_store_url: str
-) -> None:
+def test_the_steps_share_a_store_on_s3(built: Built, chains: Chains, s3_store_url: str) -> None:
     options = ("--run-id", "kfp-3f2a", "--store", s3_store_url, *SMALL)
     env = dict(os.environ)  # with the moto server's endpoint and credentials
-    results = {name: built.step(name, *options, env=env).result for name in ORDER[:3]}
-    assert {name: results[name]["outputs"] for name in ORDER[:3]} == {
-        name: hashes(default_run)[name] for name in ORDER[:3]
+    results = {name: built.step(name, *options, env=env).result for name in ORDER[:2]}
+    assert {name: results[name]["outputs"] for name in ORDER[:2]} == {
+        name: chains.default[name]["outputs"] for name in ORDER[:2]
     }
