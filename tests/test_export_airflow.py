@@ -444,3 +444,29 @@ def test_a_params_value_with_quotes_and_spaces_reaches_its_step_as_one_word(
         name="quoting.ipynb",
     )
     run_in_airflow(airflow, notebook, tmp_path, {"label": 'it\'s $HOME; "a b"', "count": 3})
+
+
+def test_the_cli_passes_exporter_options(tmp_path: Path) -> None:
+    """`--option python=...` reaches the DAG file; an unknown option is refused in one line."""
+    import subprocess
+    import sys
+
+    nbops = str(Path(sys.executable).parent / "nbops")
+    notebook = Path(__file__).parent.parent / "example_notebooks" / "branches.ipynb"
+    env = {**os.environ, "NBOPS_HOME": str(tmp_path / ".nbops")}
+    base = [nbops, "export", str(notebook), "--to", "airflow", "-o", "dags", "--no-run"]
+    done = subprocess.run(
+        [*base, "--option", "python=/srv/venv/bin/python"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'PYTHON = "/srv/venv/bin/python"' in (tmp_path / "dags" / "branches_dag.py").read_text()
+    wrong = subprocess.run(
+        [*base, "--option", "pyton=x"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("error: the airflow exporter has no option 'pyton'.")

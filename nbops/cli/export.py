@@ -28,6 +28,14 @@ from nbops.cli.app import NOTEBOOK, cli
     help="The artifact store every task reads and writes, e.g. s3://bucket/prefix.",
 )
 @click.option("--kubernetes", is_flag=True, help="Airflow: KubernetesPodOperator tasks.")
+@click.option(
+    "--option",
+    "extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An exporter's own setting, e.g. airflow python=/opt/venv/bin/python (the Python "
+    "that runs the tasks) or secret=aws-keys (pods' env from that Kubernetes Secret).",
+)
 @click.option("--no-run", is_flag=True, help="Build from the latest run of the notebook.")
 @click.option("--list", "show_list", is_flag=True, help="List the installed exporters and exit.")
 def export(
@@ -37,6 +45,7 @@ def export(
     image: str | None,
     store: str | None,
     kubernetes: bool,
+    extra: tuple[str, ...],
     no_run: bool,
     show_list: bool,
 ) -> None:
@@ -52,9 +61,9 @@ def export(
     if target is None or engine is None or out is None:
         raise click.UsageError("give NOTEBOOK_OR_BUILD, --to NAME and -o PATH (or --list).")
     chosen = exporters.exporter(engine)
+    options = _options(extra) | ({"kubernetes": "true"} if kubernetes else {})
     check_before_build(chosen, store=store)
     pipeline, folder = _pipeline_and_build(target, no_run)
-    options = {"kubernetes": "true"} if kubernetes else {}
     request = exporters.ExportRequest(
         pipeline, folder, Path(out), image=image, store=store, options=options
     )
@@ -70,6 +79,16 @@ def export(
             f"Build the image from {folder}/Dockerfile, push it, and export again with --image.",
             highlight=False,
         )
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE.", param_hint="--option")
+        options[key.strip()] = value
+    return options
 
 
 def _print_list(found: dict[str, Any]) -> None:
