@@ -201,3 +201,29 @@ def test_a_truncated_db_leaves_the_service_answering_and_restores_from_its_backu
         assert predict() == 200
     finally:
         assert nbops("stop", "model", home=home).returncode == 0
+
+
+def test_threads_of_one_process_may_create_the_db_at_once(tmp_path: Path) -> None:
+    """The server's handlers run in a thread pool: the first requests on a fresh home may
+    all find no state db and create it together."""
+    import threading
+
+    from nbops.run.state import StateDb
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def open_db() -> None:
+        start.wait()
+        try:
+            StateDb(tmp_path / "state.db").runs()
+        except BaseException as error:  # collected: the test reports every one
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_db) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".state.db.new")] == []

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,7 +142,8 @@ class Database:
     # opening
 
     def _create(self) -> None:
-        temporary = self.path.with_name(f".{self.path.name}.new-{os.getpid()}")
+        # Its own name: two threads of one process (the server's handlers) may both create it.
+        temporary = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex}")
         conn = sqlite3.connect(temporary, isolation_level=None)
         try:
             self._apply(conn, 0)
