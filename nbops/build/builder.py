@@ -100,6 +100,7 @@ def build(
     with _staging(out) as staging:
         from nbops.build.codegen import write_pipeline
         from nbops.build.packaging import write_packaging
+        from nbops.build.reference import write_profiles
         from nbops.build.service import write_service
 
         write_pipeline(pipeline, staging)
@@ -108,6 +109,9 @@ def build(
         tests_output = _run_tests(pipeline, staging) if record and (staging / "tests").is_dir() else ""
         manifest = _manifest(pipeline, record, artifacts, staging)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if record and any(e.reference for e in pipeline.endpoints):
+            manifest = _with_references(manifest, write_profiles(pipeline, record, home, staging))
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         write_packaging(pipeline, staging)  # after the manifest: it reads the artifacts' formats
         if record:
             _write_report(pipeline, record, home, staging / "report.html")
@@ -336,6 +340,18 @@ def _manifest_endpoint(pipeline: Pipeline, endpoint: Endpoint) -> dict[str, Any]
         "example": example.body if example else None,
         "example_cell": example.cell.as_dict() if example else None,
     }
+
+
+def _with_references(
+    manifest: dict[str, Any], references: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The manifest with each profiled endpoint's `reference` entry (written once the service,
+    which reads the manifest, has made the profiles)."""
+    endpoints = [
+        {**e, "reference": references[e["route"]]} if e["route"] in references else e
+        for e in manifest["endpoints"]
+    ]
+    return {**manifest, "endpoints": endpoints}
 
 
 def _defaults(pipeline: Pipeline) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from nbops.model.sections import (
     section_names,
     untagged_diagnostics,
 )
-from nbops.model.tags import TIMEOUT, Role
+from nbops.model.tags import REFERENCE, TIMEOUT, Role
 
 # Names a Jupyter kernel defines before the first cell runs.
 KERNEL_NAMES = frozenset(
@@ -351,10 +351,47 @@ class _Analysis:
         endpoints, problems = read_endpoints(
             section, names, self._resolve_for_endpoint, taken, self.effects
         )
+        reference = self._reference(section)
         self.endpoints.extend(
-            replace(e, inputs=tuple((a, self.latest[a]) for a in e.artifacts)) for e in endpoints
+            replace(
+                e,
+                inputs=tuple((a, self.latest[a]) for a in e.artifacts),
+                reference=reference[1] if reference else None,
+                reference_step=reference[0] if reference else None,
+            )
+            for e in endpoints
         )
         self.diagnostics.extend(problems)
+
+    def _reference(self, section: Section) -> tuple[str, str] | None:
+        """(step, name) of the serve cell's `reference=` artifact: the value an earlier step
+        makes, the latest one or the named step's; an error with a did-you-mean otherwise."""
+        given = section.options(REFERENCE)
+        if not given:
+            return None
+        option, code = given[0]
+        step_name, _, name = option.value.rpartition(".")
+        writers = {s.name: s.writes for s in self.steps}
+        producer = step_name if name in writers.get(step_name, ()) else self.latest.get(name)
+        if step_name and step_name not in writers:
+            close = difflib.get_close_matches(step_name, writers, n=1, cutoff=0.6)
+            known = [f"{c}.{name}" for c in close]
+        else:
+            known = [f"{step_name}.{n}" for n in writers.get(step_name, ())] or list(self.latest)
+        if producer is None or (step_name and producer != step_name):
+            close = difflib.get_close_matches(option.value, known, n=1, cutoff=0.6)
+            hint = f"Did you mean 'reference={close[0]}'? " if close else ""
+            self._add(
+                code,
+                option.line,
+                f"{option.tag!r} names no value a step above this cell makes, so the build "
+                "cannot profile it.",
+                f"{hint}Name a value an earlier step makes, e.g. a table of input rows.",
+                tag=option.tag,
+            )
+            return None
+        self.consumed.setdefault(producer, set()).add(name)  # the run keeps it for the build
+        return producer, name
 
     def _check_serve_statements(self, section: Section) -> None:
         """The service runs its cells when it starts: anything but definitions runs there."""

@@ -120,7 +120,9 @@ class Argument:
 class Endpoint:
     """A `serve` function: its route, typed signature, docstring and the artifacts it reads.
 
-    `inputs` pairs each artifact with the step that made it.
+    `inputs` pairs each artifact with the step that made it. `reference` (from a
+    `reference=customers` tag) names the value holding representative input rows, which the
+    build profiles, and `reference_step` the step that made it.
     """
 
     name: str
@@ -132,6 +134,8 @@ class Endpoint:
     artifacts: tuple[str, ...]
     line: int = 1
     inputs: tuple[tuple[str, str], ...] = ()
+    reference: str | None = None
+    reference_step: str | None = None
 
     def signature(self) -> str:
         def one(arg: Argument) -> str:

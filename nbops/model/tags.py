@@ -59,8 +59,20 @@ PREFIXED_TAGS: dict[str, Role | str] = {
 # `key=value` tags: options of the cell's role, by role. A new option is one entry here and a
 # parser for its value (which raises ValueError naming the forms it accepts).
 TIMEOUT = "timeout"
+REFERENCE = "reference"
+
+
+def parse_reference(value: str) -> str:
+    """A `reference=` value: the artifact holding representative input rows, by name
+    (`customers`) or as one step made it (`load.customers`)."""
+    if not all(is_step_name(part) for part in value.split(".")) or value.count(".") > 1:
+        raise ValueError("a reference is an artifact name, like 'customers' or 'load.customers'")
+    return value
+
+
 ROLE_OPTIONS: dict[Role, dict[str, OptionSpec]] = {
     Role.STEP: {TIMEOUT: OptionSpec(parse_duration, example="30m")},
+    Role.SERVE: {REFERENCE: OptionSpec(parse_reference, example="customers")},
 }
 
 # Kale and Kubeflow name steps like `data-loading`: such a name is kept for display and
