@@ -4,6 +4,9 @@ and whether it is still the same process: a pid is reused, its start time is not
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -46,3 +49,15 @@ def _is_zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+def kill_group_when_orphaned(parent: int, every_s: float) -> None:
+    """Kill this process's group once `parent` is no longer its parent (killed, even by
+    SIGKILL): a child that outlives what started it takes what it started with it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="nbops-parent-watch", daemon=True).start()

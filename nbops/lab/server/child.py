@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 from nbops.errors import NbopsError
 from nbops.lab.server.progress import Job, Outcome
+from nbops.run.pids import kill_group_when_orphaned
 from nbops.run.state import StepRecord
 
 CONTEXT = multiprocessing.get_context("spawn")
@@ -68,7 +68,7 @@ def child_main(connection: Connection, work: Work) -> None:
     """The child's entry point: run the work, send its outcome, exit at once."""
     with contextlib.suppress(OSError):
         os.setsid()  # its own group: a cancel ends what the notebook started as well
-    _watch_parent(os.getppid())
+    kill_group_when_orphaned(os.getppid(), PARENT_CHECK_S)
     relay = Relay(connection)
     try:
         connection.send(("outcome", work(relay)))
@@ -111,17 +111,6 @@ def cell_of(error: BaseException) -> str:
         if name.startswith("<") and name.endswith(CELL_FILENAME_END) and " cell " in name:
             return f"{name[1:-1]} line {frame.lineno}"
     return "the job"
-
-
-def _watch_parent(parent: int) -> None:
-    """End this process group when the server that started it is gone (killed, say)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_S)
-        os.killpg(os.getpgid(0), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="nbops-parent-watch", daemon=True).start()
 
 
 class Child:

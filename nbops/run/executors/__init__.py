@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nbops.errors import NbopsError
-from nbops.model.pipeline import Pipeline
-from nbops.run.work import StepWork, WorkResult
+
+if TYPE_CHECKING:  # a worker process starts from this package: it imports the runner's work late
+    from nbops.model.pipeline import Pipeline
+    from nbops.run.work import StepWork, WorkResult
 
 EXECUTORS = ("inline", "process", "dask")
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import sys
-import threading
-import time
 from multiprocessing.connection import Connection
 from typing import Any
+
+from nbops.run.pids import kill_group_when_orphaned
 
 PARENT_CHECK_S = 0.2
 
 
 def main(fd: int) -> None:
     connection = Connection(fd)
-    _watch_parent(os.getppid())
+    kill_group_when_orphaned(os.getppid(), PARENT_CHECK_S)
     from nbops.run.work import perform  # after the watch: imports take a while
 
     pipelines: dict[str, Any] = {}
@@ -44,17 +43,6 @@ def main(fd: int) -> None:
             connection.send(("done", result))
         else:
             return
-
-
-def _watch_parent(parent: int) -> None:
-    """Kill this process group when the parent is gone (killed, even by SIGKILL)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_S)
-        os.killpg(os.getpgid(0), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="nbops-parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":
