@@ -17,7 +17,7 @@ from typing import Any
 BINS = 10
 TOP_CATEGORIES = 20
 OTHER = "__other__"
-SAMPLE = 1000  # rows the serve function is called on, at most
+SAMPLE = 250  # rows the serve function is called on, at most: each call costs a model call
 SEED = 0
 EPSILON = 1e-4  # the share an empty bin counts as in the PSI, so its logarithm is finite
 DIGITS = 6  # shares are rounded, so the same rows give the same bytes on every machine

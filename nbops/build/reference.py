@@ -53,7 +53,8 @@ def write_profiles(
         if not (endpoint.reference and endpoint.reference_step):
             continue
         stored = outputs[endpoint.reference_step][endpoint.reference]
-        target = staging / profile_file(pipeline, endpoint)
+        # Absolute: the child writes it from inside the staging folder.
+        target = (staging / profile_file(pipeline, endpoint)).resolve()
         with tempfile.TemporaryDirectory(prefix="nbops-reference-") as tmp:
             rows = Path(tmp) / "rows"
             rows.write_bytes(home.store.read(stored.sha256, stored.format))
