@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -12,6 +13,10 @@ import nbformat
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_notebooks"
+
+# Deploys in tests replace the serving version at once, as before the watch: tests of the watch
+# (tests/test_watch.py) give --watch themselves, and one of them checks the default of 3m.
+os.environ.setdefault("NBOPS_WATCH", "0")
 
 # A code cell as (source, tags); a plain string is a markdown cell.
 CellSpec = tuple[str, Sequence[str]] | str

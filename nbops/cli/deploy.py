@@ -26,6 +26,42 @@ from nbops.cli.executing import execution_options, executor_from
     show_default=True,
     help="local runs it here; docker and k8s use the build's Dockerfile and k8s/ manifests.",
 )
+@click.option(
+    "--watch",
+    "watch",
+    metavar="DURATION",
+    help="Bake period after promotion (5m, 90s; 0 turns the watch off): the version serving "
+    "before stays up, and a breach of the thresholds below switches back to it by itself.  "
+    "[default: 3m, or NBOPS_WATCH]",
+)
+@click.option(
+    "--max-error-rate",
+    metavar="SHARE",
+    default="2%",
+    show_default=True,
+    help="Roll back when more of the new version's requests than this answer 5xx.",
+)
+@click.option(
+    "--max-p99-ratio",
+    type=click.FloatRange(min=1.0),
+    default=2.0,
+    show_default=True,
+    help="Roll back when its p99 latency is more than this times the previous version's.",
+)
+@click.option(
+    "--max-drift",
+    type=click.FloatRange(min=0.0),
+    default=0.25,
+    show_default=True,
+    help="Roll back when an input or output drifts more than this (PSI against the build's "
+    "reference profile; needs a serve cell with reference=).",
+)
+@click.option(
+    "--canary",
+    metavar="PERCENT",
+    help="During the watch, send only this share of requests (10%) to the new version and the "
+    "rest to the previous one; then all, or none if it breaches.",
+)
 @execution_options
 @format_option("text", "json")
 def deploy(
@@ -36,6 +72,11 @@ def deploy(
     where: str,
     fmt: str,
     step_timeout: float | None,
+    watch: str | None,
+    max_error_rate: str,
+    max_p99_ratio: float,
+    max_drift: float,
+    canary: str | None,
     **execution: Any,
 ) -> None:
     """Deploy a notebook (built first, cached) or a build folder. The new version is started
@@ -43,13 +84,15 @@ def deploy(
     smoke requests pass: each route's example request (a cell tagged `example`, else the
     notebook's own literal call), as the build's smoke tests sent it; a route without one is
     checked through its schema only. Otherwise it is stopped and the old one keeps serving.
-    Exit 1 if the new version failed."""
+    Once promoted, it is watched for the bake period (see --watch); the watch goes on when
+    this command has ended. Exit 1 if the new version failed."""
     import json
 
     from nbops.cli.terminal import console
     from nbops.deploy import local as deploying
 
     out = console(stderr=fmt == "json")
+    policy = _policy(watch, max_error_rate, max_p99_ratio, max_drift, canary)
 
     def stage(step: str, message: str) -> None:
         out.print(f"[dim]{step}:[/] {message}", highlight=False)
@@ -62,11 +105,13 @@ def deploy(
         folder = _build_folder(target, params, execution, step_timeout)
         sys.exit(remote_deploy(where, folder, name=name, port=port, say=say))
     if Path(target).is_dir():
-        deployment = deploying.deploy(Path(target), name=name, port=port, on_stage=stage)
+        deployment = deploying.deploy(
+            Path(target), name=name, port=port, on_stage=stage, policy=policy
+        )
     else:
         with executor_from(**execution) as executor:
             deployment = _deploy_notebook(
-                target, params, name, port, stage, out, executor, step_timeout
+                target, params, name, port, stage, out, executor, step_timeout, policy
             )
     if fmt == "json":
         click.echo(json.dumps(deployment.as_dict(), indent=2))
@@ -93,6 +138,7 @@ def _deploy_notebook(
     out: Any,
     executor: Any,
     step_timeout: float | None,
+    policy: Any,
 ) -> Any:
     from nbops.cli.terminal import StepProgress
     from nbops.deploy import local as deploying
@@ -113,7 +159,36 @@ def _deploy_notebook(
             listener=progress,
             executor=executor,
             step_timeout=step_timeout,
+            policy=policy,
         )
+
+
+def _policy(
+    watch: str | None,
+    max_error_rate: str,
+    max_p99_ratio: float,
+    max_drift: float,
+    canary: str | None,
+) -> Any:
+    """The watch policy the options describe; a value that does not parse is a usage error."""
+    from nbops.deploy.watch import Policy, parse_canary, parse_share, parse_watch
+
+    try:
+        default = Policy.default()
+        watch_s = parse_watch(watch) if watch is not None else default.watch_s
+        percent = parse_canary(canary) if canary is not None else None
+        share = parse_share(max_error_rate)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if percent is not None and not watch_s:
+        raise click.BadParameter("a canary needs a watch: give --watch a duration, not 0")
+    return Policy(
+        watch_s=watch_s,
+        max_error_rate=share,
+        max_p99_ratio=max_p99_ratio,
+        max_drift=max_drift,
+        canary=percent,
+    )
 
 
 def _build_folder(

@@ -274,7 +274,12 @@ def sweep_table(records: list[RunRecord], parameters: list[str], sort: str | Non
 
 
 def deployments_table(rows: list[dict[str, Any]]) -> Table:
-    table = _table("name", "version", "status", "url", "uptime", "health", "requests", box=None)
+    from rich.markup import escape
+
+    table = _table(
+        "name", "version", "status", "url", "uptime", "health", "requests", "watch", box=None
+    )
+    notes = []
     for row in rows:
         state = "dead" if row["health"] == "dead" else row["status"]
         style = {"healthy": "green", "failed": "red", "dead": "bold red"}.get(state, "yellow")
@@ -288,9 +293,15 @@ def deployments_table(rows: list[dict[str, Any]]) -> Table:
             uptime,
             row["health"],
             served,
+            escape(row.get("watch_summary") or "-"),
         )
+        back = row.get("rolled_back")
+        if back:
+            notes.append(f"{row['name']} v{back['version']}: {back['reason']}")
     if not rows:
         table.caption = "nothing deployed yet: nbops deploy NOTEBOOK"
+    elif notes:
+        table.caption = escape("\n".join(notes))
     return _whole(
         table, {"name": [row["name"] for row in rows], "url": [row["url"] or "-" for row in rows]}
     )

@@ -69,8 +69,44 @@ def _checked(db: Any, row: Deployment) -> dict[str, Any]:
         if row.healthy_at and row.status == "healthy"
         else None,
         requests=requests,
+        standby=_standby_version(db, row),
+        watch_summary=watch_summary(row, _standby_version(db, row)),
+        rolled_back=_rolled_back_since(db, row),
     )
     return data
+
+
+def _standby_version(db: Any, row: Deployment) -> int | None:
+    standby = records.standby(db, row.name)
+    return standby[0].version if standby and row.current else None
+
+
+def watch_summary(row: Deployment, standby: int | None, now: float | None = None) -> str:
+    """The watch of a version in words: `watching (2m left; canary 20%, v2 serves the rest)`,
+    `stable`, `degraded: why`; `-` when it is not watched."""
+    if row.watch is None or row.status != "healthy":
+        return "-"
+    if row.watch == "degraded":
+        return f"degraded: {row.reason}" if row.reason else "degraded"
+    if row.watch != "watching":
+        return row.watch
+    left = max(0.0, (row.watch_until or 0.0) - (now or time.time()))
+    parts = [f"{left:.0f}s left" if left else "ending"]
+    if row.canary is not None and standby is not None:
+        parts.append(f"canary {row.canary}%, v{standby} serves the rest")
+    elif standby is not None:
+        parts.append(f"v{standby} on standby")
+    return f"watching ({'; '.join(parts)})"
+
+
+def _rolled_back_since(db: Any, row: Deployment) -> dict[str, Any] | None:
+    """The version a watch rolled back after `row` last became the one serving: its reason."""
+    if not row.current or row.healthy_at is None:
+        return None
+    for other in reversed(records.history(db, row.name)):
+        if other.status == "rolled-back" and other.updated_at >= row.healthy_at and other.reason:
+            return {"version": other.version, "reason": other.reason, "at": other.updated_at}
+    return None
 
 
 def _runs(row: Deployment) -> bool:

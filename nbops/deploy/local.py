@@ -25,7 +25,9 @@ from nbops.deploy import health, processes, records
 from nbops.deploy.health import status
 from nbops.deploy.processes import NotHealthy
 from nbops.deploy.records import Deployment
+from nbops.deploy.watch import WATCHING, Policy
 from nbops.errors import NbopsError
+from nbops.model.durations import format_duration
 from nbops.model.pipeline import Pipeline
 from nbops.run.executors import Executor
 from nbops.run.home import Home
@@ -75,8 +77,10 @@ def deploy(
     home: Home | None = None,
     via: str = "cli",
     on_stage: StageListener | None = None,
+    policy: Policy | None = None,
 ) -> Deployment:
-    """Start a build as a new version of `name`; promote it only if it proves healthy."""
+    """Start a build as a new version of `name`; promote it only if it proves healthy, then
+    watch it under `policy` (the default policy when None)."""
     home = home or Home.default()
     manifest = read_manifest(build_dir)
     name = name or manifest["name"]
@@ -86,7 +90,7 @@ def deploy(
         version = _new_version(
             db, name, manifest["notebook"]["sha256"], stable_port, via, "starting"
         )
-        return _deploy_build(home, lease, version, build_dir, stable_port, on_stage)
+        return _deploy_build(home, lease, version, build_dir, stable_port, on_stage, policy)
 
 
 def deploy_notebook(
@@ -102,6 +106,7 @@ def deploy_notebook(
     out: Path | None = None,
     executor: Executor | None = None,
     step_timeout: float | None = None,
+    policy: Policy | None = None,
 ) -> Deployment:
     """Build the notebook (cached) as a new version, recorded as `building` from the start,
     so a build that fails shows in the history like any failed version."""
@@ -134,7 +139,7 @@ def deploy_notebook(
             )
             stage("failed", failure.render())
             return _get(db, name, version)
-        return _deploy_build(home, lease, version, out, stable_port, on_stage)
+        return _deploy_build(home, lease, version, out, stable_port, on_stage, policy)
 
 
 def _new_version(
@@ -172,6 +177,7 @@ def _deploy_build(
     build_dir: Path,
     stable_port: int,
     on_stage: StageListener | None,
+    policy: Policy | None,
 ) -> Deployment:
     stage = on_stage or (lambda *_: None)
     name = lease.name
@@ -188,7 +194,8 @@ def _deploy_build(
         notebook_sha256=manifest["notebook"]["sha256"],
         run_id=manifest.get("run_id"),
     )
-    return _bring_up(home, lease, version, stable_port, stage, replaced_status="stopped")
+    policy = policy or Policy.default()
+    return _bring_up(home, lease, version, stable_port, stage, "stopped", policy=policy)
 
 
 def rollback(
@@ -207,7 +214,11 @@ def rollback(
         target = _rollback_target(db, name, to)
         endpoint = records.endpoint(db, name)
         stable_port = endpoint.port if endpoint else _stable_port(db, name, None)
-        records.update(db, name, target.version, status="starting", reason=None, log_tail=None)
+        if target.status == "standby":  # kept running by a watch: started afresh below
+            processes.stop(target.pid, target.pid_started)
+        records.update(
+            db, name, target.version, status="starting", reason=None, log_tail=None, pid=None
+        )
         return _bring_up(home, lease, target.version, stable_port, stage, "rolled-back")
 
 
@@ -218,7 +229,10 @@ def _bring_up(
     stable_port: int,
     stage: StageListener,
     replaced_status: str,
+    policy: Policy | None = None,
 ) -> Deployment:
+    """Start the version, check it, promote it, then stop what it replaced, or, when `policy`
+    watches it, keep that running as the standby the watch can switch back to."""
     db = home.db()
     name = lease.name
     stage = _pausing(stage)
@@ -242,17 +256,57 @@ def _bring_up(
     except NotHealthy as failure:
         return _failed(db, name, version, failure.reason, stage)
     previous = records.current(db, name)
-    records.promote(db, name, version)
+    watched = policy is not None and policy.watch_s > 0
+    keep = previous if watched and _can_stand_by(previous, version) else None
+    records.promote(
+        db,
+        name,
+        version,
+        watch=WATCHING if watched else None,
+        watch_until=time.time() + policy.watch_s if policy is not None and watched else None,
+        policy=policy.to_json() if policy is not None and watched else None,
+        canary=policy.canary if policy is not None and keep is not None else None,
+        standby=keep.version if keep is not None else None,
+    )
     _hold("promoted")
     try:
         _wait_for_switch(stable_port, version)
         _check_answering(process.pid, started, url, "once the proxy had switched to it")
     except NotHealthy as failure:
         return _switch_back(db, name, version, previous, failure.reason, stage)
-    if previous is not None and previous.version != version:
+    if previous is not None and previous.version != version and keep is None:
         _retire(db, name, previous.version, replaced_status)
+    for other in records.standby(db, name):
+        if keep is None or other.version != keep.version:
+            _retire(db, name, other.version, "stopped")
     stage("healthy", f"{name} v{version} serves http://127.0.0.1:{stable_port}")
+    if policy is not None and watched:
+        stage("watching", _watch_plan(version, keep, policy))
     return _get(db, name, version)
+
+
+def _can_stand_by(previous: Deployment | None, version: int) -> bool:
+    """The serving version can be the way back from `version`: it is another, and it runs."""
+    return (
+        previous is not None
+        and previous.version != version
+        and previous.status == "healthy"
+        and same_process(previous.pid, previous.pid_started)
+    )
+
+
+def _watch_plan(version: int, keep: Deployment | None, policy: Policy) -> str:
+    period = format_duration(policy.watch_s)
+    if keep is None:
+        return (
+            f"watching v{version} for {period}: {policy.describe()} marks it degraded "
+            "(there is no earlier version to go back to)"
+        )
+    share = f"{policy.canary}% of requests go to v{version}, the rest to " if policy.canary else ""
+    return (
+        f"watching v{version} for {period}: {share}v{keep.version} stays up as the way back; "
+        f"{policy.describe()} rolls back to it by itself (`nbops status` shows the watch)"
+    )
 
 
 def _check_lease(db: Any, lease: records.Lease) -> None:
@@ -520,6 +574,8 @@ def stop(name: str, *, home: Home | None = None) -> Deployment | None:
             if row.pid is not None:
                 processes.stop(row.pid, row.pid_started)
                 records.update(db, name, row.version, pid=None)
+            if row.status == "standby":
+                records.update(db, name, row.version, status="stopped")
         if current is not None:
             records.update(db, name, current.version, status="stopped")
         if known is not None:

@@ -7,6 +7,13 @@ limit (NBOPS_MAX_BODY_BYTES, as the service reads it) is answered 413 here.
 
 The deploy manager promotes a version in the db, then waits until `GET /_nbops/upstream` here
 names it before it stops the old one: no request is ever sent to a version that is shutting down.
+
+While a new version is watched with a canary share, the previous one (kept running as
+`standby`) gets the rest of the requests: each request is sent one way or the other at random,
+or by a hash of its client's `X-Client-ID` header when it has one, so a client sticks to one
+version. Every answer carries `X-Nbops-Version`. The proxy counts each version's requests,
+5xx answers and latency over a sliding window, which `GET /_nbops/stats` reports to the
+supervisor that judges the watch.
 """
 
 from __future__ import annotations
@@ -14,11 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
+import random
 import sqlite3
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -27,6 +38,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 CONTROL_PATH = "/_nbops/upstream"
+STATS_PATH = "/_nbops/stats"
+VERSION_HEADER = b"x-nbops-version"
+STICKY_HEADER = b"x-client-id"
+# Each version's requests are judged over the last minute, at most this many of them.
+WINDOW_S = 60.0
+WINDOW_REQUESTS = 5000
 POLL_SECONDS = 0.1
 RETRY_S = 10.0
 # Headers that describe one connection, not the message: never forwarded (RFC 9110 7.6.1).
@@ -49,20 +66,82 @@ HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
-def current_upstream(db: str, name: str) -> tuple[int, int] | None:
-    """(version, port) of the deployment the db marks current and healthy, if any."""
+@dataclass(frozen=True)
+class Upstream:
+    """Where requests go: the current version, and during a canary the standby that gets the
+    share the canary does not."""
+
+    version: int
+    port: int
+    canary: int | None = None
+    standby: tuple[int, int] | None = None
+
+    def pick(self, client: bytes | None) -> tuple[int, int]:
+        """(version, port) for one request: by the client's hash when it names itself."""
+        if self.canary is None or self.standby is None:
+            return self.version, self.port
+        if client:
+            slot = int.from_bytes(hashlib.sha256(client).digest()[:4], "big") % 100
+        else:
+            slot = random.randrange(100)
+        return (self.version, self.port) if slot < self.canary else self.standby
+
+
+def current_upstream(db: str, name: str) -> Upstream | None:
+    """The deployment the db marks current and healthy, if any, and its canary split."""
     # Read-only: the proxy never creates or changes the db; while it cannot read it (damaged,
     # being restored) the watcher keeps the last upstream, so the service keeps answering.
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         row = conn.execute(
-            "SELECT version, port FROM deployments WHERE name = ? AND current = 1 "
-            "AND status = 'healthy'",
+            "SELECT version, port, canary, watch FROM deployments WHERE name = ? "
+            "AND current = 1 AND status = 'healthy'",
+            (name,),
+        ).fetchone()
+        standby = conn.execute(
+            "SELECT version, port FROM deployments WHERE name = ? AND status = 'standby' "
+            "AND port IS NOT NULL ORDER BY version DESC",
             (name,),
         ).fetchone()
     finally:
         conn.close()
-    return (int(row[0]), int(row[1])) if row else None
+    if row is None:
+        return None
+    split = row[2] is not None and row[3] == "watching" and standby is not None
+    return Upstream(
+        int(row[0]),
+        int(row[1]),
+        canary=int(row[2]) if split else None,
+        standby=(int(standby[0]), int(standby[1])) if split else None,
+    )
+
+
+class Window:
+    """One version's recent requests: (time, failed, milliseconds), by age and by count."""
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, bool, float]] = deque(maxlen=WINDOW_REQUESTS)
+
+    def add(self, status: int, milliseconds: float) -> None:
+        self.entries.append((time.monotonic(), status >= 500, milliseconds))
+
+    def figures(self) -> dict[str, Any]:
+        horizon = time.monotonic() - WINDOW_S
+        while self.entries and self.entries[0][0] < horizon:
+            self.entries.popleft()
+        latencies = sorted(entry[2] for entry in self.entries)
+        return {
+            "requests": len(latencies),
+            "errors": sum(1 for entry in self.entries if entry[1]),
+            "p50_ms": _quantile(latencies, 0.5),
+            "p99_ms": _quantile(latencies, 0.99),
+        }
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 class Proxy:
@@ -74,7 +153,8 @@ class Proxy:
         self.db = db
         self.name = name
         self.max_body_bytes = max_body_bytes
-        self.upstream: tuple[int, int] | None = None
+        self.upstream: Upstream | None = None
+        self.windows: dict[int, Window] = {}
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), trust_env=False)
 
     async def watch(self) -> None:
@@ -106,8 +186,10 @@ class Proxy:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == CONTROL_PATH:
-            version, port = self.upstream or (None, None)
-            await _answer(send, 200, {"name": self.name, "version": version, "port": port})
+            await _answer(send, 200, self._describe())
+            return
+        if scope["path"] == STATS_PATH:
+            await _answer(send, 200, self._stats())
             return
         if self.upstream is None:
             await _answer(send, 503, {"detail": f"no healthy version of {self.name} is deployed"})
@@ -116,10 +198,32 @@ class Proxy:
         if declared is not None and declared > self.max_body_bytes:
             await _too_large(send, self.max_body_bytes)
             return
-        await self._forward(scope, receive, send, self.upstream[1])
+        version, port = self.upstream.pick(_header(scope, STICKY_HEADER))
+        started = time.perf_counter()
+        status = await self._forward(scope, receive, send, version, port)
+        if status is not None:
+            window = self.windows.setdefault(version, Window())
+            window.add(status, (time.perf_counter() - started) * 1000)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, port: int) -> None:
-        """Stream the request body up and the response down; neither is held whole here."""
+    def _describe(self) -> dict[str, Any]:
+        upstream = self.upstream
+        return {
+            "name": self.name,
+            "version": upstream.version if upstream else None,
+            "port": upstream.port if upstream else None,
+            "canary": upstream.canary if upstream else None,
+            "standby": upstream.standby[0] if upstream and upstream.standby else None,
+        }
+
+    def _stats(self) -> dict[str, Any]:
+        versions = {str(v): window.figures() for v, window in sorted(self.windows.items())}
+        return {**self._describe(), "window_s": WINDOW_S, "versions": versions}
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, version: int, port: int
+    ) -> int | None:
+        """Stream the request body up and the response down; neither is held whole here.
+        The status the client got, or None when it was refused here (413)."""
         import httpx
 
         # Header bytes pass as they came: a value that is not ASCII (Latin-1, say) is the
@@ -127,22 +231,26 @@ class Proxy:
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP_BYTES]
         body = _Body(receive, self.max_body_bytes)
         try:
-            response = await self._send(scope, headers, body, port)
+            response = await self._send(scope, headers, body, version, port)
         except (httpx.HTTPError, BodyTooLarge) as error:
             if body.too_large:
                 await _too_large(send, self.max_body_bytes)
-            else:
-                await _answer(send, 502, {"detail": f"upstream on port {port} failed: {error}"})
-            return
+                return None
+            await _answer(send, 502, {"detail": f"upstream on port {port} failed: {error}"})
+            return 502
         try:
-            await self._relay(response, send)
+            await self._relay(response, send, version)
         finally:
             await response.aclose()
+        return int(response.status_code)
 
-    async def _send(self, scope: Scope, headers: list[Any], body: _Body, port: int) -> Any:
+    async def _send(
+        self, scope: Scope, headers: list[Any], body: _Body, version: int, port: int
+    ) -> Any:
         """The upstream's response. Refused connections (a version being restarted by its
-        supervisor, or just replaced) are tried again, with the upstream the db names by then,
-        for up to RETRY_S: nothing of the request has reached any version yet."""
+        supervisor, or just replaced) are tried again, with the port the db gives that version
+        by then (or the current one's, once it is gone), for up to RETRY_S: nothing of the
+        request has reached any version yet."""
         import httpx
 
         deadline = time.monotonic() + RETRY_S
@@ -158,14 +266,23 @@ class Proxy:
                 if body.received or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(POLL_SECONDS)
-            port = self.upstream[1] if self.upstream else port
+            port = self._port_of(version) or port
 
-    async def _relay(self, response: Any, send: Send) -> None:
+    def _port_of(self, version: int) -> int | None:
+        upstream = self.upstream
+        if upstream is None:
+            return None
+        if upstream.standby and upstream.standby[0] == version:
+            return upstream.standby[1]
+        return upstream.port
+
+    async def _relay(self, response: Any, send: Send, version: int) -> None:
         out = [
             (k, v)
             for k, v in response.headers.raw
             if k.lower() not in HOP_BY_HOP_BYTES or k.lower() == b"content-length"
         ]
+        out.append((VERSION_HEADER, str(version).encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": out})
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -202,12 +319,19 @@ class _Body:
 
 
 def _content_length(scope: Scope) -> int | None:
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
-        if key.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+        if key.lower() == name:
+            return bytes(value)
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -16,7 +17,9 @@ from nbops.errors import NbopsError
 from nbops.run.pids import same_process, start_time
 from nbops.run.state import StateDb
 
-STATUSES = ("building", "starting", "healthy", "failed", "stopped", "rolled-back")
+# `standby`: the version a watched one replaced, kept running until the watch ends, so that a
+# rollback is instant (and, with a canary, serving the rest of the requests).
+STATUSES = ("building", "starting", "healthy", "standby", "failed", "stopped", "rolled-back")
 # What a version is while an operation brings it up; found with no lease held, it was abandoned.
 UNFINISHED = ("building", "starting")
 LEASE_S = 10.0
@@ -48,10 +51,18 @@ class Deployment:
     current: int = 0
     # With pid, names the service process for good: a reused pid is never taken for it.
     pid_started: int | None = None
+    # The watch after promotion (nbops.deploy.watch): watching | stable | degraded, or None.
+    watch: str | None = None
+    watch_until: float | None = None
+    policy: str | None = None  # Policy as JSON
+    canary: int | None = None  # percent of requests, while watching
+    figures: str | None = None  # JSON: what the watch last judged (and, once rolled back, why)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["current"] = bool(self.current)
+        data["policy"] = json.loads(self.policy) if self.policy else None
+        data["figures"] = json.loads(self.figures) if self.figures else None
         return data
 
 
@@ -91,16 +102,40 @@ def replace_process(db: StateDb, seen: Deployment, **changes: Any) -> bool:
     return cursor.rowcount == 1
 
 
-def promote(db: StateDb, name: str, version: int) -> None:
-    """Make `version` the one the proxy serves, in one transaction."""
+def promote(
+    db: StateDb,
+    name: str,
+    version: int,
+    *,
+    watch: str | None = None,
+    watch_until: float | None = None,
+    policy: str | None = None,
+    canary: int | None = None,
+    standby: int | None = None,
+) -> None:
+    """Make `version` the one the proxy serves, in one transaction: watched under `policy`
+    until `watch_until` when given, with `standby` (the version it replaces) kept serving as
+    the way back."""
     now = time.time()
     with db.transaction() as conn:
         conn.execute("UPDATE deployments SET current = 0 WHERE name = ?", (name,))
+        if standby is not None and standby != version:
+            conn.execute(
+                "UPDATE deployments SET status = 'standby', updated_at = ? "
+                "WHERE name = ? AND version = ?",
+                (now, name, standby),
+            )
         conn.execute(
             "UPDATE deployments SET current = 1, status = 'healthy', healthy_at = ?, "
-            "updated_at = ? WHERE name = ? AND version = ?",
-            (now, now, name, version),
+            "updated_at = ?, watch = ?, watch_until = ?, policy = ?, canary = ?, figures = NULL, "
+            "reason = NULL WHERE name = ? AND version = ?",
+            (now, now, watch, watch_until, policy, canary, name, version),
         )
+
+
+def standby(db: StateDb, name: str) -> list[Deployment]:
+    """Versions kept running as the way back from a watched one."""
+    return _select(db, "WHERE name = ? AND status = 'standby' ORDER BY version DESC", (name,))
 
 
 def get(db: StateDb, name: str, version: int) -> Deployment | None:

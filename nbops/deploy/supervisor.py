@@ -8,11 +8,19 @@ that dies `MAX_RESTARTS` times within `WINDOW_S` is left down and recorded as a 
 which `nbops status` shows. A version is restarted only while it is still the current one:
 the new process is recorded compare-and-set, so a promotion meanwhile wins and the restarted
 copy is stopped again.
+
+It also keeps the watch of a promoted version (nbops.deploy.watch): every WATCH_TICK_S it reads
+what the proxy saw of each version and the version's own /monitoring, and judges them against
+the version's policy. A breach while `watching` switches back to the standby version and stops
+the bad one, recorded `rolled-back` with the reason and the figures; once the bake period is
+over the version is `stable` and the standby is stopped; a later breach marks it `degraded`.
+The watch lives here, not in `nbops deploy`, so it goes on when that command is gone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -21,9 +29,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nbops.deploy import processes, records
 from nbops.deploy.processes import NotHealthy
+from nbops.deploy.watch import (
+    DEGRADED,
+    STABLE,
+    WATCHING,
+    Breach,
+    Figures,
+    Policy,
+    drift_of,
+    judge,
+)
 from nbops.errors import NbopsError
 from nbops.run.pids import same_process, start_time
 from nbops.run.state import StateDb
@@ -32,6 +51,9 @@ BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 4.0)
 MAX_RESTARTS = len(BACKOFF_S)
 WINDOW_S = 60.0
 TICK_S = 0.2
+WATCH_TICK_S = 0.5
+RECORD_S = 5.0  # how often the serving version's figures are written down
+SWITCH_S = 10.0
 
 
 @dataclass
@@ -66,6 +88,7 @@ class Supervisor:
         # Processes started here and not yet recorded: stopped with the supervisor.
         self.pending: set[subprocess.Popen[bytes]] = set()
         self.children: list[subprocess.Popen[bytes]] = []
+        self.recorded_at = 0.0
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.halt.set())
@@ -77,6 +100,7 @@ class Supervisor:
         watchers = [
             threading.Thread(target=self._loop, args=(self.keep_proxy,), daemon=True),
             threading.Thread(target=self._loop, args=(self.keep_version,), daemon=True),
+            threading.Thread(target=self._loop, args=(self.keep_watch, WATCH_TICK_S), daemon=True),
         ]
         for watcher in watchers:
             watcher.start()
@@ -85,8 +109,8 @@ class Supervisor:
         for child in list(self.pending):
             processes.stop(child.pid, start_time(child.pid), timeout=3.0)
 
-    def _loop(self, keep: Callable[[StateDb], None]) -> None:
-        while not self.halt.wait(TICK_S):
+    def _loop(self, keep: Callable[[StateDb], None], tick: float = TICK_S) -> None:
+        while not self.halt.wait(tick):
             try:
                 db = self._whole_db()
                 if db is not None:
@@ -154,6 +178,135 @@ class Supervisor:
         restarts.record(time.time())
         self._restart(db, row)
 
+    # the watch of the version promoted last
+
+    def keep_watch(self, db: StateDb) -> None:
+        row = records.current(db, self.name)
+        endpoint = records.endpoint(db, self.name)
+        if row is None or row.status != "healthy" or row.watch is None or endpoint is None:
+            return
+        stats = _proxy_stats(endpoint.port)
+        if stats is None:
+            return
+        policy = Policy.from_json(row.policy)
+        standby = next(iter(records.standby(db, self.name)), None)
+        new = _figures(stats, row)
+        canary_baseline = _figures(stats, standby) if standby and row.canary else None
+        baseline = canary_baseline or (_recorded(standby) if standby else None)
+        breach = judge(policy, new, baseline)
+        if row.watch == WATCHING and breach is not None and standby is not None:
+            self._roll_back(db, row, standby, breach, new, baseline)
+        elif breach is not None:
+            if row.watch != DEGRADED or row.reason != breach.reason:
+                reason = breach.reason + (
+                    "; no earlier version to go back to" if row.watch == WATCHING else ""
+                )
+                records.update(db, self.name, row.version, watch=DEGRADED, reason=reason)
+                print(f"supervisor of {self.name}: v{row.version} degraded: {reason}", flush=True)
+        elif row.watch == WATCHING and row.watch_until is not None:
+            if time.time() >= row.watch_until:
+                self._settle(db, row, standby)
+        elif row.watch == DEGRADED:
+            records.update(db, self.name, row.version, watch=STABLE, reason=None)
+        self._record(db, row, new)
+
+    def _record(self, db: StateDb, row: records.Deployment, figures: Figures) -> None:
+        """The serving version's figures, now and then: the next version's p99 is judged
+        against them."""
+        if figures.requests and time.time() - self.recorded_at >= RECORD_S:
+            self.recorded_at = time.time()
+            data = json.dumps({**figures.as_dict(), "at": self.recorded_at})
+            records.update(db, self.name, row.version, figures=data)
+
+    def _settle(
+        self, db: StateDb, row: records.Deployment, standby: records.Deployment | None
+    ) -> None:
+        """The bake period is over without a breach: stable, all traffic to it, the standby
+        stopped."""
+        try:
+            lease = records.acquire(db, self.name, "watch")
+        except records.DeployBusy:
+            return  # a deploy or rollback is under way; it decides
+        try:
+            records.update(db, self.name, row.version, watch=STABLE, canary=None)
+            if standby is not None:
+                records.update(db, self.name, standby.version, status="stopped")
+                processes.stop(standby.pid, standby.pid_started)
+                records.update(db, self.name, standby.version, pid=None)
+            print(f"supervisor of {self.name}: v{row.version} is stable", flush=True)
+        finally:
+            records.release(db, lease)
+
+    def _roll_back(
+        self,
+        db: StateDb,
+        row: records.Deployment,
+        standby: records.Deployment,
+        breach: Breach,
+        new: Figures,
+        baseline: Figures | None,
+    ) -> None:
+        """Traffic back to the standby (started again if it died), then the bad version
+        stopped and recorded `rolled-back` with why and both versions' figures."""
+        try:
+            lease = records.acquire(db, self.name, "rollback")
+        except records.DeployBusy:
+            return
+        try:
+            if not same_process(standby.pid, standby.pid_started) and not self._revive(db, standby):
+                reason = f"{breach.reason}; v{standby.version} could not be started again"
+                records.update(db, self.name, row.version, watch=DEGRADED, reason=reason)
+                return
+            # It served before this watch began: stable, and judged as such from now on.
+            records.promote(db, self.name, standby.version, watch=STABLE)
+            reason = f"rolled back by its watch: {breach.reason}; v{standby.version} serves again"
+            figures = {
+                **new.as_dict(),
+                "at": time.time(),
+                "breach": breach.what,
+                "baseline": baseline.as_dict() if baseline else None,
+            }
+            records.update(
+                db,
+                self.name,
+                row.version,
+                status="rolled-back",
+                reason=reason,
+                figures=json.dumps(figures),
+                canary=None,
+            )
+            self._wait_for_switch(standby.version)
+            processes.stop(row.pid, row.pid_started)
+            records.update(db, self.name, row.version, pid=None)
+            print(f"supervisor of {self.name}: v{row.version} {reason}", flush=True)
+        finally:
+            records.release(db, lease)
+
+    def _revive(self, db: StateDb, standby: records.Deployment) -> bool:
+        snapshot = Path(standby.build_dir)
+        port = processes.free_port()
+        service = processes.start_service(snapshot, port, snapshot / "service.log")
+        self.children.append(service)
+        try:
+            processes.wait_ready(service, f"http://127.0.0.1:{port}")
+        except NotHealthy:
+            processes.stop(service.pid, start_time(service.pid))
+            return False
+        started = start_time(service.pid)
+        records.update(
+            db, self.name, standby.version, pid=service.pid, pid_started=started, port=port
+        )
+        return True
+
+    def _wait_for_switch(self, version: int) -> None:
+        """Until the proxy forwards to `version`, so that no request reaches a stopped one."""
+        deadline = time.monotonic() + SWITCH_S
+        while time.monotonic() < deadline:
+            code, body = processes.get(f"http://127.0.0.1:{self.port}/_nbops/upstream")
+            if code == 200 and json.loads(body).get("version") == version:
+                return
+            time.sleep(0.02)
+
     def _restart(self, db: StateDb, row: records.Deployment) -> None:
         snapshot = Path(row.build_dir)
         port = row.port if row.port and not processes.port_in_use(row.port) else None
@@ -175,6 +328,40 @@ class Supervisor:
             processes.stop(service.pid, started)
         else:
             print(f"supervisor of {self.name}: restarted v{row.version}", flush=True)
+
+
+def _proxy_stats(port: int) -> dict[str, Any] | None:
+    code, body = processes.get(f"http://127.0.0.1:{port}/_nbops/stats")
+    if code != 200:
+        return None
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def _figures(stats: dict[str, Any], row: records.Deployment | None) -> Figures:
+    """What the proxy saw of `row`'s version, with the drift its own /monitoring reports."""
+    if row is None:
+        return Figures()
+    seen = stats.get("versions", {}).get(str(row.version), {})
+    drift, field = (None, None)
+    if row.port is not None:
+        code, body = processes.get(f"http://127.0.0.1:{row.port}/monitoring")
+        if code == 200:
+            drift, field = drift_of(json.loads(body))
+    return Figures(
+        requests=int(seen.get("requests", 0)),
+        errors=int(seen.get("errors", 0)),
+        p99_ms=seen.get("p99_ms"),
+        drift=drift,
+        drift_field=field,
+    )
+
+
+def _recorded(row: records.Deployment | None) -> Figures | None:
+    """The figures the watch last wrote down for a version, while it served."""
+    if row is None or not row.figures:
+        return None
+    return Figures.from_dict(json.loads(row.figures))
 
 
 def main(argv: list[str] | None = None) -> None:

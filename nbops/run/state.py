@@ -121,6 +121,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE run_steps ADD COLUMN worker TEXT NOT NULL DEFAULT '';
     ALTER TABLE run_steps ADD COLUMN note TEXT NOT NULL DEFAULT '';
     """,
+    # A promoted version is watched: its policy, until when, its canary share, what the watch
+    # says of it (watching | stable | degraded) and the figures it last judged.
+    """
+    ALTER TABLE deployments ADD COLUMN watch TEXT;
+    ALTER TABLE deployments ADD COLUMN watch_until REAL;
+    ALTER TABLE deployments ADD COLUMN policy TEXT;
+    ALTER TABLE deployments ADD COLUMN canary INTEGER;
+    ALTER TABLE deployments ADD COLUMN figures TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
