@@ -242,6 +242,45 @@ def status(name: str | None, fmt: str) -> None:
 
 @cli.command()
 @click.argument("name")
+@click.option(
+    "--every",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.2),
+    help="Seconds between refreshes of the live view.",
+)
+@click.option("--once", is_flag=True, help="Print the view once and exit, rather than live.")
+@format_option("text", "json")
+def monitor(name: str, every: float, once: bool, fmt: str) -> None:
+    """Watch deployment NAME live: drift of each input field and output against the build's
+    reference (PSI, as bars), error rate, latency, the window's size, the watch and the
+    proxy's split, refreshed until Ctrl-C. `--format json` prints one snapshot for scripts."""
+    import json
+    import time
+
+    from nbops.cli.terminal import console, monitor_view
+    from nbops.deploy.health import monitoring
+
+    if fmt == "json":
+        click.echo(json.dumps(monitoring(name), indent=2))
+        return
+    out = console()
+    if once:
+        out.print(monitor_view(monitoring(name)))
+        return
+    from rich.live import Live
+
+    with Live(monitor_view(monitoring(name)), console=out, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(every)
+                live.update(monitor_view(monitoring(name)), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@click.argument("name")
 @format_option("text", "json")
 def history(name: str, fmt: str) -> None:
     """Every version of deployment NAME, with its status, build and who started it."""

@@ -9,8 +9,14 @@ from typing import Any
 
 from nbops.deploy import processes, records
 from nbops.deploy.records import Deployment
+from nbops.errors import NbopsError
 from nbops.run.home import Home
 from nbops.run.pids import pid_alive, same_process
+
+
+class UnknownDeployment(NbopsError):
+    """No deployment has the name asked for."""
+
 
 OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/version", "/docs", ""})
 
@@ -144,6 +150,42 @@ def _requests_served(port: int | None) -> float | None:
 def upstream(port: int) -> dict[str, Any] | None:
     """What the proxy on `port` forwards to, or None when it does not answer."""
     code, body = processes.get(f"http://127.0.0.1:{port}/_nbops/upstream")
+    if code != 200:
+        return None
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def monitoring(name: str, home: Home | None = None) -> dict[str, Any]:
+    """What `nbops monitor` and the sidebar show of `name`, now: its status row, its current
+    version's own /monitoring (drift, error rate, latency over the service's window) and what
+    the proxy counted per version. Either of the last two is None, with why, when it does not
+    answer (a build from before /monitoring answers 404)."""
+    rows = status(home, name)
+    if not rows:
+        raise UnknownDeployment(f"nothing named {name!r} is deployed.", fix="`nbops status`.")
+    row = rows[0]
+    found: dict[str, Any] = {"deployment": row, "monitoring": None, "monitoring_error": None}
+    if row["status"] != "healthy" or row["port"] is None:
+        found["monitoring_error"] = f"v{row['version']} is {row['status']}, not serving"
+    else:
+        code, body = processes.get(f"http://127.0.0.1:{row['port']}/monitoring")
+        if code == 200:
+            found["monitoring"] = json.loads(body)
+        elif code == 404:
+            found["monitoring_error"] = (
+                f"v{row['version']} has no /monitoring (built before nbops monitored services)"
+            )
+        else:
+            found["monitoring_error"] = f"/monitoring of v{row['version']} answered {code}"
+    known = records.endpoint(home.db() if home else Home.default().db(), name)
+    found["proxy"] = proxy_stats(known.port) if known else None
+    return found
+
+
+def proxy_stats(port: int) -> dict[str, Any] | None:
+    """What the proxy on `port` counted of each version's requests, or None."""
+    code, body = processes.get(f"http://127.0.0.1:{port}/_nbops/stats")
     if code != 200:
         return None
     data: dict[str, Any] = json.loads(body)
