@@ -392,13 +392,17 @@ def _ms(value: Any) -> str:
 
 
 def history_table(name: str, rows: list[dict[str, Any]]) -> Table:
-    table = _table("version", "status", "build", "created", "started by", "reason", title=name)
+    table = _table(
+        "version", "status", "metrics", "build", "created", "started by", "reason", title=name
+    )
     for row in rows:
         created = _time(row["created_at"])
         mark = " (current)" if row["current"] else ""
+        metrics = row.get("metrics") or {}
         table.add_row(
             f"v{row['version']}{mark}",
             row["status"],
+            " ".join(f"{k}={v:.4g}" for k, v in metrics.items()) or "-",
             row["build_id"],
             created,
             row["started_by"],
