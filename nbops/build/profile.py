@@ -112,8 +112,8 @@ def reference_profile(
     names = list(fields) if fields is not None else [str(c) for c in frame.columns]
     absent = [name for name in names if name not in frame.columns]
     if absent:
-        have = ", ".join(map(str, frame.columns))
-        raise ValueError(f"the reference rows have no column {', '.join(absent)} (they have {have})")
+        have, missing = ", ".join(map(str, frame.columns)), ", ".join(absent)
+        raise ValueError(f"the reference rows have no column {missing} (they have {have})")
     inputs = tuple(field_profile(name, frame[name]) for name in names)
     if call is None:
         return Profile(len(frame), 0, inputs, ())

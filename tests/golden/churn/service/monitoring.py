@@ -218,6 +218,7 @@ class Monitor:
 
 
 def _use_profile(route: Route, reference: dict[str, Any], root: Path) -> None:
+    route.reference = str(reference.get("artifact"))
     path = root / str(reference.get("profile"))
     try:
         data = path.read_bytes()
@@ -238,7 +239,7 @@ def _use_profile(route: Route, reference: dict[str, Any], root: Path) -> None:
     except (ValueError, KeyError, TypeError) as error:
         route.reason = f"{path} is not a reference profile ({type(error).__name__}: {error})"
         return
-    route.use(str(reference.get("artifact")), inputs, outputs)
+    route.use(route.reference, inputs, outputs)
     fields = {"route": route.name, "reference": route.reference, "profile": str(path)}
     log.info("monitoring drift against the reference profile", extra={"fields": fields})
 

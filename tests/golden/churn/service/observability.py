@@ -37,7 +37,7 @@ log = logging.getLogger("service")
 # A caller's X-Request-ID is kept when it is this tame, so it can be logged as it is.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Routes polled by probes and scrapers: their requests are logged at DEBUG, not INFO.
-QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/monitoring"})
 # Seconds: one prediction takes milliseconds; a slow model or a large batch, seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The monitor's latency quantiles as the `quantile` label gives them, Prometheus's way.
@@ -172,7 +172,7 @@ class Metrics:
             for name, value in scores["latency_ms"].items():
                 if value is not None:
                     quantile = QUANTILE_LABELS[name]
-                    self.window_latency.labels(route=route, quantile=quantile).set(value / 1000)
+                    self.window_latency.labels(route=route, quantile=quantile).set(value / 1e3)
             for field in scores["inputs"]:
                 if field["psi"] is not None:
                     self.feature_drift.labels(route=route, feature=field["name"]).set(field["psi"])
