@@ -12,7 +12,9 @@ from nbops.deploy.records import Deployment
 from nbops.run.home import Home
 from nbops.run.pids import pid_alive, same_process
 
-OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/version", "/docs", ""})
+OPERATIONAL_ROUTES = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/monitoring", "/version", "/docs", ""}
+)
 
 
 def status(home: Home | None = None, name: str | None = None) -> list[dict[str, Any]]:
