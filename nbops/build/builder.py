@@ -106,6 +106,8 @@ def build(
         write_pipeline(pipeline, staging)
         write_service(pipeline, staging)
         artifacts = _bundle(pipeline, record, home, staging) if record else {}
+        if record and any(e.batch for e in pipeline.endpoints):
+            _check_batch_functions(pipeline, _manifest(pipeline, record, artifacts, staging), staging)
         tests_output = _run_tests(pipeline, staging) if record and (staging / "tests").is_dir() else ""
         manifest = _manifest(pipeline, record, artifacts, staging)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -117,6 +119,17 @@ def build(
             _write_report(pipeline, record, home, staging / "report.html")
         _swap_into_place(staging, out)
     return BuildResult(out, manifest, record, tests_output)
+
+
+def _check_batch_functions(pipeline: Pipeline, manifest: dict[str, Any], staging: Path) -> None:
+    """Before the smoke tests, whose failure would say less: each batch function called with
+    its example's items, against a manifest kept outside the build."""
+    from nbops.build.batchable import check_batch_functions
+
+    with tempfile.TemporaryDirectory(prefix="nbops-batch-") as tmp:
+        path = Path(tmp) / MANIFEST
+        path.write_text(json.dumps(manifest))
+        check_batch_functions(pipeline, staging, path)
 
 
 def _latest_run(pipeline: Pipeline, home: Home) -> RunRecord | None:

@@ -33,7 +33,8 @@ def call_plan(pipeline: Pipeline, endpoint: Endpoint) -> dict[str, Any]:
     """Which reference columns are the endpoint's input fields, and how a row is passed: as
     one record (`predict(features: dict)`, its fields the keys of the example request's dict,
     else every column) or as keyword arguments named for the fields."""
-    plain = [a for a in endpoint.arguments if a.kind in ("positional_or_keyword", "keyword_only")]
+    arguments = endpoint.request_arguments()
+    plain = [a for a in arguments if a.kind in ("positional_or_keyword", "keyword_only")]
     example = smoke_example(pipeline, endpoint)
     if len(plain) == 1:
         value = example.body.get(plain[0].name) if example else None
@@ -59,6 +60,7 @@ def write_profiles(
             rows = Path(tmp) / "rows"
             rows.write_bytes(home.store.read(stored.sha256, stored.format))
             plan = {**call_plan(pipeline, endpoint), "function": endpoint.name}
+            plan["batch"] = endpoint.batch
             plan |= {"rows": str(rows), "format": stored.format, "out": str(target)}
             _profile_in_child(plan, staging)
         found[endpoint.route] = {
@@ -107,6 +109,8 @@ def main(plan: dict[str, Any]) -> None:
     argument = plan["argument"]
 
     def call(row: dict[str, Any]) -> Any:
+        if plan.get("batch"):  # a list of one item (the row, or its one field); its result
+            return function([row if argument else row[plan["fields"][0]]])[0]
         return function(**{argument: row}) if argument else function(**row)
 
     rows = deserialise(Path(plan["rows"]).read_bytes(), plan["format"])

@@ -37,6 +37,7 @@ from nbops.model.plain_python import Import, PlainPython
 SERVICE_FILES = {
     "service/__init__.py": "service/__init__.py.j2",
     "service/artifacts.py": "service/artifacts.py.j2",
+    "service/batching.py": "service/batching.py.j2",
     "service/endpoints.py": "service/endpoints.py.j2",
     "service/errors.py": "service/errors.py.j2",
     "service/main.py": "service/main.py.j2",
@@ -49,6 +50,8 @@ SERVICE_FILES = {
     "service/settings.py": "service/settings.py.j2",
     "tests/test_service_smoke.py": "service/test_service_smoke.py.j2",
 }
+# Only a service with a batch function (`serve batch`) has it.
+BATCHING = "service/batching.py"
 # Modules of nbops the service holds verbatim copies of: they import only the standard library.
 SERVICE_COPIES = {"service/profile.py": profile}
 # What each request model has besides the function's arguments: its methods.
@@ -61,7 +64,8 @@ def render_service(pipeline: Pipeline) -> dict[str, str]:
     if not pipeline.endpoints:
         return {}
     context = service_context(pipeline)
-    files = {path: render(template, context) for path, template in SERVICE_FILES.items()}
+    wanted = {p: t for p, t in SERVICE_FILES.items() if context["batching"] or p != BATCHING}
+    files = {path: render(template, context) for path, template in wanted.items()}
     for path, module in SERVICE_COPIES.items():  # copied as they are, like pipeline/store.py
         files[path] = Path(str(module.__file__)).read_text(encoding="utf-8")
     return dict(sorted(files.items()))
@@ -112,19 +116,20 @@ def service_context(pipeline: Pipeline) -> dict[str, Any]:
         "module": _module(scope),
         "schema_imports": _schema_imports(endpoints),
         "typed_dicts": any(e["uses_typed_dict"] for e in endpoints),
+        "batching": any(e["batch"] for e in endpoints),
     }
 
 
 def _endpoint(pipeline: Pipeline, endpoint: Endpoint, types: NotebookTypes) -> dict[str, Any]:
-    fields = [_field(endpoint, argument, types) for argument in endpoint.arguments]
-    result = field_type(endpoint.returns, types)
+    fields = [_field(endpoint, argument, types) for argument in endpoint.request_arguments()]
+    result = field_type(endpoint.item_returns if endpoint.batch else endpoint.returns, types)
     kinds = {kind: [f for f in fields if f["kind"] == kind] for kind in _KINDS}
     texts = [f["type"] for f in fields] + [result.text]
     return {
         "name": endpoint.name,
         "route": endpoint.route,
         "path": f"/{endpoint.route}",
-        "model": _class_name(endpoint.name),
+        "model": class_name(endpoint.name),
         "signature": endpoint.signature(),
         "docstring": _in_docstring(endpoint.docstring),
         "cells": [ref.as_dict() for ref in endpoint.cells],
@@ -142,6 +147,9 @@ def _endpoint(pipeline: Pipeline, endpoint: Endpoint, types: NotebookTypes) -> d
         "uses_typed_dict": any(f"{TYPED_DICT}(" in text for text in texts),
         "example": _example(pipeline, endpoint),
         "monitored": _monitored(pipeline, endpoint, fields),
+        # A batch function takes a list: each request is one item, its one field's value.
+        "batch": endpoint.batch,
+        "item": fields[0]["attribute"] if endpoint.batch and fields else None,
     }
 
 
@@ -233,7 +241,7 @@ def _clashes(name: str) -> bool:
     return name.startswith(("_", "model_")) or name in _model_attributes()
 
 
-def _class_name(function: str) -> str:
+def class_name(function: str) -> str:
     """`predict_proba` -> `PredictProba`: the stem of the names of its schemas."""
     return "".join(part[:1].upper() + part[1:] for part in function.split("_") if part)
 
@@ -242,7 +250,7 @@ def _check_names(endpoints: Iterable[Endpoint]) -> None:
     """The serve cells share one module, and each function names its schemas: no two alike."""
     seen: dict[str, Endpoint] = {}
     for endpoint in endpoints:
-        other = seen.setdefault(_class_name(endpoint.name), endpoint)
+        other = seen.setdefault(class_name(endpoint.name), endpoint)
         if other is not endpoint:
             raise _unsupported(
                 endpoint,

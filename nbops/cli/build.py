@@ -109,11 +109,40 @@ def build(
     show_default=True,
     help="Worker processes; each loads the artifacts once.",
 )
-def serve(build_dir: str, host: str, port: int, workers: int) -> None:
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most requests a batch function (`serve batch`) gets in one call.  "
+    "[default: NBOPS_MAX_BATCH_SIZE, else 64]",
+)
+@click.option(
+    "--max-latency-ms",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Under load, most milliseconds a request of a batch function waits for others to "
+    "join its call.  [default: NBOPS_MAX_LATENCY_MS, else 5]",
+)
+def serve(
+    build_dir: str,
+    host: str,
+    port: int,
+    workers: int,
+    max_batch_size: int | None,
+    max_latency_ms: float | None,
+) -> None:
     """Serve BUILD_DIR's generated FastAPI service with uvicorn, in the foreground: a POST route
     per serve function (and its /batch form), /docs, /healthz, /readyz, /metrics, /version.
     Set NBOPS_API_KEY to require an X-API-Key header. Ctrl-C stops it. A port another program
     listens on is refused at once (exit 2)."""
+    from nbops.deploy.serve import BatchSettings
     from nbops.deploy.serve import serve as run_service
 
-    run_service(Path(build_dir), host=host, port=port, workers=workers, announce=click.echo)
+    run_service(
+        Path(build_dir),
+        host=host,
+        port=port,
+        workers=workers,
+        batching=BatchSettings(max_batch_size, max_latency_ms),
+        announce=click.echo,
+    )

@@ -9,6 +9,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,22 @@ METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds SIGTERM waits for requests in flight before uvicorn cancels them: a batch is stopped
 # between two requests, so the process exits within about this, not when a long batch ends.
 DRAIN_SECONDS = 3
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What `--max-batch-size` and `--max-latency-ms` give the service's micro-batching; None
+    leaves the service's setting (its env var, else its default)."""
+
+    max_batch_size: int | None = None
+    max_latency_ms: float | None = None
+
+    def environment(self) -> dict[str, str]:
+        given: dict[str, float | None] = {
+            "NBOPS_MAX_BATCH_SIZE": self.max_batch_size,
+            "NBOPS_MAX_LATENCY_MS": self.max_latency_ms,
+        }
+        return {name: str(value) for name, value in given.items() if value is not None}
 
 
 def check_build_dir(path: Path) -> dict[str, Any]:
@@ -57,6 +74,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
+    batching: BatchSettings | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Run the build's service until interrupted; its logs are JSON lines on stderr.
@@ -74,7 +92,7 @@ def serve(
     announce(
         f"serving {manifest.get('name', root.name)} (build {build}) at {url}/  docs: {url}/docs"
     )
-    with _shared_metrics(workers):
+    with _shared_metrics(workers), _environment((batching or BatchSettings()).environment()):
         uvicorn.run(
             APP,
             host=host,
@@ -148,3 +166,19 @@ def _shared_metrics(workers: int) -> Iterator[None]:
             yield
         finally:
             os.environ.pop(METRICS_DIR, None)
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """The service's settings given on the command line, as the env vars it reads (its
+    workers inherit them), put back as they were afterwards."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -37,7 +37,7 @@ from nbops.model.sections import (
     section_names,
     untagged_diagnostics,
 )
-from nbops.model.tags import REFERENCE, TIMEOUT, Role
+from nbops.model.tags import BATCH, REFERENCE, TIMEOUT, Role, parse_flag
 
 # Names a Jupyter kernel defines before the first cell runs.
 KERNEL_NAMES = frozenset(
@@ -351,8 +351,14 @@ class _Analysis:
         self.opaque |= names.opaque
         self._resolve(section, names, deferred=False)  # serve functions are checked one by one
         taken = {e.route for e in self.endpoints}
+        batch = section.options(BATCH)
         endpoints, problems = read_endpoints(
-            section, names, self._resolve_for_endpoint, taken, self.effects
+            section,
+            names,
+            self._resolve_for_endpoint,
+            taken,
+            self.effects,
+            batch=bool(batch) and parse_flag(batch[0][0].value),
         )
         reference = self._reference(section)
         self.endpoints.extend(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nbops.model.dataflow import FunctionNames
 from nbops.model.diagnostic import Diagnostic, Severity
@@ -29,9 +29,12 @@ def read_endpoints(
     resolve: Resolver,
     taken_routes: set[str],
     effects: Mapping[str, Effect] | None = None,
+    *,
+    batch: bool = False,
 ) -> tuple[list[Endpoint], list[Diagnostic]]:
     """The serve functions of a section as endpoints; a function's artifacts include what the
-    notebook functions it calls read (`effects`), transitively."""
+    notebook functions it calls read (`effects`), transitively. A `batch` section's functions
+    take a list of inputs and return a list of results, which their hints must allow."""
     functions = list(_functions(section))
     public = [f for f in functions if not f.names.name.startswith("_")]
     problems: list[Diagnostic] = []
@@ -73,9 +76,12 @@ def read_endpoints(
             )
             continue
         taken_routes.add(route)
-        endpoints.append(
-            _endpoint(function, route, section, tuple(dict.fromkeys(module_artifacts + artifacts)))
+        endpoint = _endpoint(
+            function, route, section, tuple(dict.fromkeys(module_artifacts + artifacts))
         )
+        if batch:
+            endpoint = _batch_endpoint(endpoint, function, problems)
+        endpoints.append(endpoint)
     return endpoints, problems
 
 
@@ -155,6 +161,93 @@ def _endpoint(
     )
 
 
+# Hints of a list: a batch function's first argument and its result.
+LIST_HINTS = frozenset({"list", "List", "typing.List"})
+BATCH_FIX = "Write it like 'def predict(rows: list[dict]) -> list[dict]:', one result per row"
+
+
+def list_item(hint: str) -> tuple[bool, str | None]:
+    """Whether `hint` is a list, and the hint of its items (None: any, as for a bare `list`)."""
+    try:
+        node = ast.parse(hint, mode="eval").body
+    except SyntaxError:
+        return False, None
+    if isinstance(node, ast.Subscript) and ast.unparse(node.value) in LIST_HINTS:
+        return True, ast.unparse(node.slice)
+    return ast.unparse(node) in LIST_HINTS, None
+
+
+def _batch_endpoint(
+    endpoint: Endpoint, function: _Function, problems: list[Diagnostic]
+) -> Endpoint:
+    """The endpoint of a `serve batch` function: its first argument a list of the requests'
+    inputs, its other arguments left at their defaults, its result a list."""
+    node, line = function.node, function.names.line
+    name = node.name
+    positional = [*node.args.posonlyargs, *node.args.args]
+    if not positional:
+        problems.append(
+            _problem(
+                function.code,
+                line,
+                f"serve function {name!r} is tagged 'batch', so its first argument is the list "
+                "of the requests' inputs, but it takes no positional argument.",
+                f"{BATCH_FIX}; or remove the 'batch' tag.",
+            )
+        )
+        return replace(endpoint, batch=True)
+    first, *others = positional
+    required = others[: max(0, len(others) - len(node.args.defaults))]
+    keywords = zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True)
+    required += [arg for arg, default in keywords if default is None]
+    for arg in required[:1]:
+        problems.append(
+            _problem(
+                function.code,
+                line + arg.lineno - node.lineno,
+                f"serve function {name!r} is tagged 'batch', so it is called with the list of "
+                f"inputs alone, but its argument {arg.arg!r} has no default.",
+                f"Give {arg.arg!r} a default, or make it part of each item of the list.",
+            )
+        )
+    item = _batch_hint(function, first.annotation, f"its first argument {first.arg!r}", problems)
+    returns = _batch_hint(function, node.returns, "its result", problems)
+    return replace(endpoint, batch=True, item=item, item_returns=returns)
+
+
+def _batch_hint(
+    function: _Function, hint: ast.expr | None, what: str, problems: list[Diagnostic]
+) -> str | None:
+    """The item hint of a batch function's list hint; a diagnostic when it is not a list."""
+    node, name = function.node, function.node.name
+    line = function.names.line + ((hint.lineno if hint else node.lineno) - node.lineno)
+    if hint is None:
+        problems.append(
+            _problem(
+                function.code,
+                line,
+                f"serve function {name!r} is tagged 'batch', but {what} has no type hint, so "
+                "nbops cannot check it is a list, nor type each request's part of it.",
+                f"{BATCH_FIX}.",
+                Severity.WARNING,
+            )
+        )
+        return None
+    is_list, item = list_item(ast.unparse(hint))
+    if not is_list:
+        problems.append(
+            _problem(
+                function.code,
+                line,
+                f"serve function {name!r} is tagged 'batch', so {what} is a list with one item "
+                f"per request, but it is hinted {ast.unparse(hint)!r}.",
+                f"Hint it 'list[{ast.unparse(hint)}]' ({BATCH_FIX}); or remove the 'batch' tag "
+                "to serve the function one request at a time.",
+            )
+        )
+    return item
+
+
 def _arguments(args: ast.arguments) -> Iterator[Argument]:
     positional = [*args.posonlyargs, *args.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
@@ -179,9 +272,11 @@ def _argument(arg: ast.arg, default: ast.expr | None, kind: str) -> Argument:
     )
 
 
-def _problem(code: CodeCell, line: int, message: str, fix: str) -> Diagnostic:
+def _problem(
+    code: CodeCell, line: int, message: str, fix: str, severity: Severity = Severity.ERROR
+) -> Diagnostic:
     return Diagnostic(
-        Severity.ERROR,
+        severity,
         message,
         fix,
         cell_index=code.cell.index,

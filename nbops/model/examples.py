@@ -30,6 +30,9 @@ class Example:
     cell: CellRef
     line: int
     tagged: bool  # made in a cell tagged `example`
+    # A batch function's call passes a list: its items, each the body of one request (the
+    # first is `body`'s), which the build calls the function with, together and alone.
+    items: tuple[Any, ...] = ()
 
     @property
     def json(self) -> str:
@@ -92,7 +95,20 @@ def _example(call: ast.Call, endpoint: Endpoint, code: CodeCell, *, tagged: bool
     if body is None or not _is_json(body):
         return None
     cell = CellRef(code.cell.index, code.cell.id)
+    if endpoint.batch:
+        return _batch_example(body, endpoint, cell, call.lineno, tagged=tagged)
     return Example(endpoint.name, body, cell, call.lineno, tagged)
+
+
+def _batch_example(
+    body: dict[str, Any], endpoint: Endpoint, cell: CellRef, line: int, *, tagged: bool
+) -> Example | None:
+    """A call of a batch function with a literal list alone: a request sends its first item."""
+    first = endpoint.arguments[0].name if endpoint.arguments else ""
+    items = body.get(first)
+    if set(body) != {first} or not isinstance(items, list) or not items:
+        return None
+    return Example(endpoint.name, {first: items[0]}, cell, line, tagged, tuple(items))
 
 
 def _arguments(call: ast.Call, endpoint: Endpoint) -> dict[str, Any] | None:

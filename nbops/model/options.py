@@ -1,4 +1,5 @@
-"""Option tags (`timeout=30m`): a `key=value` tag, split, and what reading one needs."""
+"""Option tags (`timeout=30m`, or a bare flag: `batch`): a `key=value` tag, split, and what
+reading one needs."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ OPTION_TAG = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*(?P<value>.*)
 @dataclass(frozen=True)
 class OptionSpec:
     """How one option's value is read: `parse` raises ValueError naming the accepted forms;
-    `example` is a good value, shown in fixes."""
+    `example` is a good value, shown in fixes. A `flag` is on when its key is written alone
+    (`batch`), as if it were `batch=true`."""
 
     parse: Callable[[str], object]
     example: str
+    flag: bool = False
+
+    def written(self, key: str) -> str:
+        """The option as a fix shows it: `timeout=30m`, or a flag's bare key."""
+        return key if self.flag else f"{key}={self.example}"
 
 
 @dataclass(frozen=True)
@@ -28,10 +35,11 @@ class TagOption:
     key: str
     value: str
     line: int | None = None
+    bare: bool = False  # a flag written as its key alone (`batch`); its value is "true"
 
     @property
     def tag(self) -> str:
-        return f"{self.key}={self.value}"
+        return self.key if self.bare else f"{self.key}={self.value}"
 
 
 def split_option(tag: str) -> tuple[str, str] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nbops.errors import PipelineError
@@ -108,6 +108,9 @@ class Edge:
         }
 
 
+KEYWORD = "positional_or_keyword"
+
+
 @dataclass(frozen=True)
 class Argument:
     name: str
@@ -122,7 +125,10 @@ class Endpoint:
 
     `inputs` pairs each artifact with the step that made it. `reference` (from a
     `reference=customers` tag) names the value holding representative input rows, which the
-    build profiles, and `reference_step` the step that made it.
+    build profiles, and `reference_step` the step that made it. A `batch` function (tagged
+    `serve batch`) takes a list of requests' inputs as its first argument and returns a list
+    of their results; `item` is the hint of one input (`dict` of `list[dict]`) and
+    `item_returns` of one result, None where the hint says nothing about them.
     """
 
     name: str
@@ -136,6 +142,17 @@ class Endpoint:
     inputs: tuple[tuple[str, str], ...] = ()
     reference: str | None = None
     reference_step: str | None = None
+    batch: bool = False
+    item: str | None = None
+    item_returns: str | None = None
+
+    def request_arguments(self) -> tuple[Argument, ...]:
+        """The fields of one request: the function's arguments, or a batch function's first
+        argument as one item of its list (the others keep their defaults)."""
+        if not self.batch:
+            return self.arguments
+        first = self.arguments[:1]
+        return tuple(replace(a, annotation=self.item, default=None, kind=KEYWORD) for a in first)
 
     def signature(self) -> str:
         def one(arg: Argument) -> str:

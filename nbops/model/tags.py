@@ -70,9 +70,25 @@ def parse_reference(value: str) -> str:
     return value
 
 
+BATCH = "batch"
+FLAG_VALUES = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def parse_flag(value: str) -> bool:
+    """A flag's value: `batch` alone is `batch=true`; `batch=false` turns it off."""
+    try:
+        return FLAG_VALUES[value.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{value!r} is not true or false") from None
+
+
 ROLE_OPTIONS: dict[Role, dict[str, OptionSpec]] = {
     Role.STEP: {TIMEOUT: OptionSpec(parse_duration, example="30m")},
-    Role.SERVE: {REFERENCE: OptionSpec(parse_reference, example="customers")},
+    Role.SERVE: {
+        REFERENCE: OptionSpec(parse_reference, example="customers"),
+        # The function takes a list of requests' inputs and returns a list of their results.
+        BATCH: OptionSpec(parse_flag, example="true", flag=True),
+    },
 }
 
 # Kale and Kubeflow name steps like `data-loading`: such a name is kept for display and
@@ -152,6 +168,9 @@ class _TagReader:
         option = split_option(tag)
         if option is not None:
             self.options.append(TagOption(*option, line=line))
+            return
+        if tag in known_flags():  # `batch`: a flag on, written alone
+            self.options.append(TagOption(tag, "true", line=line, bare=True))
             return
         prefix, sep, name = tag.partition(":")
         if sep and prefix in PREFIXED_TAGS:
@@ -262,7 +281,7 @@ class _TagReader:
             try:
                 spec.parse(option.value)
             except ValueError as problem:
-                fix = f"Write it like '{option.key}={spec.example}'."
+                fix = f"Write it like '{spec.written(option.key)}'."
                 self._error(f"{option.tag!r}: {problem}.", fix, option.line, option.tag)
                 continue
             first = kept.setdefault(option.key, option)
@@ -290,7 +309,7 @@ class _TagReader:
                 f"{option.tag!r} is on {where} cell, but only {kinds} cells take "
                 f"{option.key!r}, so nbops ignores it.",
                 f"Put it on the {kinds} cell, beside its tag: "
-                f"'{takers[0].value}:<name> {option.key}={spec.example}'.",
+                f"'{takers[0].value}:<name> {spec.written(option.key)}'.",
                 option.line,
                 option.tag,
             )
@@ -356,6 +375,13 @@ def known_options() -> frozenset[str]:
     return frozenset(key for options in ROLE_OPTIONS.values() for key in options)
 
 
+def known_flags() -> frozenset[str]:
+    """The options that may be written as their key alone (`batch`)."""
+    return frozenset(
+        key for options in ROLE_OPTIONS.values() for key, spec in options.items() if spec.flag
+    )
+
+
 def _option_fix(role: Role, option: TagOption) -> str:
     """Did-you-mean among the options `role` takes, or the list of them."""
     taken = ROLE_OPTIONS.get(role, {})
@@ -364,7 +390,7 @@ def _option_fix(role: Role, option: TagOption) -> str:
         return f"Did you mean '{match}={option.value}'?"
     if not taken:
         return f"{role.value.capitalize()} cells take no options; remove it."
-    listing = ", ".join(f"'{key}={spec.example}'" for key, spec in taken.items())
+    listing = ", ".join(f"'{spec.written(key)}'" for key, spec in taken.items())
     return f"{role.value.capitalize()} cells take {listing}."
 
 
@@ -398,7 +424,7 @@ def suggest_identifier(name: str) -> str:
 def did_you_mean(tag: str) -> str | None:
     """The nbops tag a mistyped one was meant to be, or None when it looks like someone else's."""
     prefix, sep, name = tag.partition(":")
-    bare_tags = {**BARE_TAGS, EXAMPLE: EXAMPLE}
+    bare_tags = {**BARE_TAGS, EXAMPLE: EXAMPLE, **dict.fromkeys(known_flags(), "")}
     if sep:
         match = _closest(prefix.lower(), PREFIXED_TAGS)
         # `skip:exploration`: a tag that takes no name, given one.

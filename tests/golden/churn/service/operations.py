@@ -50,7 +50,8 @@ async def readyz(request: Request, response: Response) -> dict[str, Any]:
 )
 async def metrics(request: Request) -> Response:
     """Requests and latency per route, serve function errors, readiness, the build served
-    (nbops_build_info), and the monitoring window's scores (nbops_feature_drift,
+    (nbops_build_info), batch functions' calls (nbops_batch_size,
+    nbops_batch_queue_wait_seconds), and the monitoring window's scores (nbops_feature_drift,
     nbops_output_drift, nbops_window_requests, nbops_window_error_rate,
     nbops_window_latency_seconds), in Prometheus's text format."""
     metrics, monitor = request.app.state.metrics, request.app.state.monitor

@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     """NBOPS_API_KEY, NBOPS_MAX_BODY_BYTES, NBOPS_MAX_BATCH_ITEMS, NBOPS_LOG_LEVEL,
     NBOPS_ARTIFACTS_DIR, NBOPS_MANIFEST, and the monitoring's: NBOPS_MONITORING,
     NBOPS_MONITOR_WINDOW, NBOPS_MONITOR_WINDOW_SECONDS, NBOPS_MONITOR_MIN_REQUESTS,
-    NBOPS_MONITOR_INTERVAL_SECONDS, NBOPS_MAX_DRIFT."""
+    NBOPS_MONITOR_INTERVAL_SECONDS, NBOPS_MAX_DRIFT; and the batch functions':
+    NBOPS_MAX_BATCH_SIZE, NBOPS_MAX_LATENCY_MS."""
 
     model_config = SettingsConfigDict(env_prefix="NBOPS_", extra="ignore")
 
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     monitor_interval_seconds: float = Field(default=2.0, ge=0)
     # A field whose PSI against the reference is above this is flagged.
     max_drift: float = Field(default=0.25, gt=0)
+    # A batch function gets at most this many requests' items in one call.
+    max_batch_size: int = Field(default=64, gt=0)
+    # Under load, a request waits at most this long for others to join its call (0: never).
+    max_latency_ms: float = Field(default=5.0, ge=0)
 
     @field_validator("api_key", mode="before")
     @classmethod

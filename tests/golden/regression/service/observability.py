@@ -40,6 +40,9 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/monitoring"})
 # Seconds: one prediction takes milliseconds; a slow model or a large batch, seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Items in one call of a batch function, and seconds a request waits for its call.
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+QUEUE_WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 # The monitor's latency quantiles as the `quantile` label gives them, Prometheus's way.
 QUANTILE_LABELS = {"p50": "0.5", "p90": "0.9", "p99": "0.99"}
 
@@ -106,6 +109,20 @@ class Metrics:
             "nbops_function_errors",
             "Exceptions raised by a serve function (each answered 500), by route.",
             ["route"],
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "nbops_batch_size",
+            "Requests' items in one call of a batch function, by route.",
+            ["route"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "nbops_batch_queue_wait_seconds",
+            "Seconds a batch function's request waits in its queue for its call, by route.",
+            ["route"],
+            buckets=QUEUE_WAIT_BUCKETS,
             registry=self.registry,
         )
         self.ready = Gauge(
