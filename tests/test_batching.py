@@ -26,7 +26,8 @@ from nbops.model.tags import CellTags, Role, read_cell_tags
 
 COST_S = 0.02  # what one call of the notebook's function sleeps, whatever the batch
 SETUP = (
-    "import time\nfrom typing import TypedDict\n\n\nclass Row(TypedDict):\n    a: int\n    b: float",
+    "import time\nfrom typing import TypedDict\n\n\n"
+    "class Row(TypedDict):\n    a: int\n    b: float",
     ["setup"],
 )
 TRAIN = (f"weights = {{'a': 2.0, 'b': 3.0}}\ncost_s = {COST_S}", ["step:train"])
@@ -156,7 +157,7 @@ def test_missing_hints_are_warnings() -> None:
 
 def test_the_request_model_describes_one_item() -> None:
     schemas = render_service(pipeline(CELLS))["service/schemas.py"]
-    assert "class PredictInput(Arguments):\n    \"\"\"One item of the list `predict` takes" in schemas
+    assert 'class PredictInput(Arguments):\n    """One item of the list `predict` takes' in schemas
     assert "    rows: typed_dict(shared.Row)\n" in schemas
     assert "class PredictOutput(BaseModel):" in schemas
     assert "    result: dict\n" in schemas
@@ -248,7 +249,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     logs = tmp_path_factory.mktemp("logs")
-    with serving(built, logs, NBOPS_MAX_LATENCY_MS=str(MAX_LATENCY_MS)) as s:
+    latency = str(MAX_LATENCY_MS)
+    with serving(
+        built, logs, NBOPS_MAX_LATENCY_MS=latency, NBOPS_MONITOR_INTERVAL_SECONDS="0"
+    ) as s:
         yield s
 
 
@@ -268,6 +272,7 @@ async def send_all(url: str, bodies: list[Any], concurrency: int) -> list[httpx.
 def test_concurrent_requests_are_each_answered_their_own_result(server: Server) -> None:
     rows = [{"a": i, "b": (i % 7) / 4} for i in range(500)]
     before = metric(httpx.get(f"{server.url}/metrics").text, "nbops_batch_size_count")
+    window = httpx.get(f"{server.url}/monitoring").json()["routes"][0]["requests"]
     answers = asyncio.run(send_all(server.url, [{"rows": row} for row in rows], 32))
     assert [a.status_code for a in answers] == [200] * 500
     assert [a.json()["result"] for a in answers] == [expected(r["a"], r["b"]) for r in rows]
@@ -276,6 +281,8 @@ def test_concurrent_requests_are_each_answered_their_own_result(server: Server) 
     alone = metric(text, "nbops_batch_size_bucket", route="/predict", le="1.0")
     assert calls < 500 and alone < calls  # batches of more than one under concurrency
     assert metric(text, "nbops_batch_queue_wait_seconds_count", route="/predict") >= 500
+    # Each request is one in its route's monitoring window, whichever call answered it.
+    assert httpx.get(f"{server.url}/monitoring").json()["routes"][0]["requests"] == window + 500
 
 
 @pytest.mark.slow
