@@ -320,9 +320,23 @@ def test_a_lone_request_is_not_held_back(server: Server) -> None:
         took.append(time.perf_counter() - started)
         assert answer.json() == {"result": expected(i, 1.0)}
         time.sleep(0.05)
-    # The call costs COST_S (it sleeps that long); the window of MAX_LATENCY_MS is not waited.
-    assert statistics.median(took) <= COST_S + 2 * overhead + 0.03
-    assert max(took) <= MAX_LATENCY_MS / 1000 + COST_S + overhead
+    cost = call_cost()
+    # A request that finds the function idle does not wait for the window of MAX_LATENCY_MS.
+    assert statistics.median(took) <= cost + 2 * overhead + 0.05
+    assert max(took) <= MAX_LATENCY_MS / 1000 + cost + overhead
+
+
+def call_cost() -> float:
+    """Seconds one call of the notebook's function takes here, with one row: the median of 3."""
+    namespace: dict[str, Any] = {"weights": {"a": 2.0, "b": 3.0}, "cost_s": COST_S}
+    exec(SETUP[0], namespace)
+    exec(PREDICT, namespace)
+    took = []
+    for _ in range(3):
+        started = time.perf_counter()
+        namespace["predict"]([{"a": 1, "b": 1.0}])
+        took.append(time.perf_counter() - started)
+    return statistics.median(took)
 
 
 @pytest.mark.slow
