@@ -11,6 +11,7 @@ from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.durations import format_duration
 from nbops.model.lineage import endpoint_producer
 from nbops.model.pipeline import CellRef, Pipeline
+from nbops.run.comparison import RunDiff
 from nbops.run.state import RunRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -195,12 +196,13 @@ def run_summary(record: RunRecord) -> str:
 
 
 def runs_table(records: list[RunRecord]) -> Table:
-    table = _table("run", "notebook", "status", "started", "steps", "metrics", box=None)
+    """The runs, a column per metric any of them recorded."""
+    metrics = list(dict.fromkeys(m for r in records for m in r.metrics))
+    table = _table("run", "notebook", "status", "started", "steps", *metrics, box=None)
     for record in records:
         started = _time(record.started_at)
         ran = sum(1 for s in record.steps if s.status == "ran")
         cached = sum(1 for s in record.steps if s.status == "cached")
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
         style = {"succeeded": "green", "failed": "red"}.get(record.status, "yellow")
         table.add_row(
             record.run_id,
@@ -208,11 +210,69 @@ def runs_table(records: list[RunRecord]) -> Table:
             f"[{style}]{record.status}[/]",
             started,
             f"{ran} ran, {cached} cached",
-            metrics,
+            *(f"{record.metrics[m]:.4g}" if m in record.metrics else "-" for m in metrics),
         )
     return _whole(
         table, {"run": [r.run_id for r in records], "status": [r.status for r in records]}
     )
+
+
+def run_diff_view(diff: RunDiff) -> Group:
+    """`nbops runs diff A B`: what changed from A to B, section by section."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.text import Text
+
+    a, b = diff.a.run_id, diff.b.run_id
+    same = "the same notebook file" if not diff.notebook_changed else "notebook file changed"
+    parts: list[Any] = [Text(f"runs {a} (A) and {b} (B): {same}")]
+    if diff.parameters:
+        table = _table("parameter", "A", "B", title="parameters that differ")
+        for change in diff.parameters:
+            table.add_row(change.name, _shown(change.before), _shown(change.after))
+        parts.append(table)
+    else:
+        parts.append(Text("parameters: the same"))
+    if diff.metrics:
+        table = _table("metric", "A", "B", "B - A", title="metrics")
+        for metric in diff.metrics:
+            delta = metric.delta
+            style = "green" if delta and delta > 0 else "red" if delta and delta < 0 else ""
+            shown = "-" if delta is None else f"{delta:+.4g}"
+            table.add_row(
+                metric.name,
+                _number(metric.before),
+                _number(metric.after),
+                f"[{style}]{shown}[/]" if style else shown,
+            )
+        parts.append(table)
+    table = _table("step", "A", "B", "key", "changed", title="steps")
+    for step in diff.steps:
+        changed = [f"{c.name} {_short(c.before)} -> {_short(c.after)}" for c in step.outputs]
+        changed += [f"{c.name}: {_shown(c.before)} -> {_shown(c.after)}" for c in step.inputs]
+        table.add_row(
+            step.name,
+            step.before or "-",
+            step.after or "-",
+            "changed" if step.key_changed else "same",
+            escape("; ".join(changed)) or "-",
+        )
+    parts.append(table)
+    cells = ", ".join(str(c) for c in diff.cells)
+    parts.append(Text(f"code cells: {cells}" if cells else "code cells: the same"))
+    return Group(*parts)
+
+
+def _shown(value: Any) -> str:
+    return "-" if value is None else repr(value)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _short(digest: Any) -> str:
+    return str(digest)[:12] if digest else "-"
 
 
 def run_details(record: RunRecord) -> Group:

@@ -22,6 +22,7 @@ from typing import Any
 from nbops.errors import NbopsError, PipelineError, StepFailed
 from nbops.model.parameters import parameter_code_key
 from nbops.model.pipeline import CellRef, Pipeline, Step
+from nbops.run.comparison import code_cells
 from nbops.run.executors import Executor
 from nbops.run.home import Home
 from nbops.run.pids import pid_alive
@@ -114,6 +115,7 @@ def run_pipeline(
         parameters=values,
         steps=[StepRecord(step.name, "not-run") for step in pipeline.steps],
         pid=os.getpid(),
+        cells=code_cells(pipeline),
     )
     db.save_run(record)
     owned = executor is None

@@ -130,6 +130,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deployments ADD COLUMN canary INTEGER;
     ALTER TABLE deployments ADD COLUMN figures TEXT;
     """,
+    # The notebook's code cells as the run saw them (index, id, tags, source sha256), so that
+    # `nbops runs diff` can name the cells that changed between two runs.
+    """
+    ALTER TABLE runs ADD COLUMN cells TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -186,6 +191,8 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     error: dict[str, Any] | None = None
     pid: int | None = None
+    # The code cells the run saw: {"index", "id", "tags", "sha256"} each (`code_cells`).
+    cells: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -257,8 +264,8 @@ class StateDb(Database):
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO runs (id, notebook, notebook_sha256, status, started_at, "
-                "ended_at, parameters, metrics, error, pid, metric_problems) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ended_at, parameters, metrics, error, pid, metric_problems, cells) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.notebook,
@@ -271,6 +278,7 @@ class StateDb(Database):
                     json.dumps(run.error) if run.error else None,
                     run.pid,
                     json.dumps(run.metric_problems),
+                    json.dumps(run.cells),
                 ),
             )
             conn.execute("DELETE FROM run_steps WHERE run_id = ?", (run.run_id,))
@@ -355,6 +363,7 @@ class StateDb(Database):
             steps=steps,
             error=json.loads(row["error"]) if row["error"] else None,
             pid=row["pid"],
+            cells=json.loads(row["cells"]),
         )
 
     def mark_interrupted(self, alive: Callable[[int], bool]) -> None:
