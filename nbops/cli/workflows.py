@@ -19,7 +19,7 @@ def ci_group() -> None:
 
 
 @ci_group.command("init")
-@click.argument("notebooks", nargs=-1, type=NOTEBOOK)
+@click.argument("notebooks", nargs=-1, type=NOTEBOOK, metavar="[NOTEBOOK]...")
 @click.option(
     "--github",
     "flavour",
