@@ -17,11 +17,22 @@ from click.testing import CliRunner
 
 from nbops.ci.gate_config import declared_gates, tool_table
 from nbops.ci.repository import find_notebooks, plan_workflow
-from nbops.ci.workflows import INSTALL_STEP, render_workflow, yaml_scalar
+from nbops.ci.workflows import (
+    INSTALL_STEP,
+    Install,
+    NotebookJob,
+    Workflow,
+    render_workflow,
+    yaml_scalar,
+)
 from nbops.cli import cli
 from nbops.errors import CiConfigError, UnknownMetric
 
 BIN = Path(sys.executable).parent
+# The workflows rendered from fixed settings, pinned; after an intended change to templates/ci/,
+# rewrite them with NBOPS_UPDATE_GOLDEN=1 pytest tests/test_ci_init.py and review the diff.
+GOLDEN = Path(__file__).resolve().parent / "golden_ci"
+UPDATE = os.environ.get("NBOPS_UPDATE_GOLDEN") == "1"
 GATES = """\
 [tool.nbops.notebooks."model.ipynb"]
 require = ["score>=0.5"]
@@ -174,7 +185,8 @@ def test_gates_from_pyproject_and_metadata_are_in_the_workflow(repo: Path) -> No
 
 def test_must_beat_goes_to_the_deploy_when_one_is_configured(repo: Path) -> None:
     write(
-        repo / "pyproject.toml", GATES + '\n[tool.nbops.ci]\ndeploy = "local"\nrunner = "serving"\n'
+        repo / "pyproject.toml",
+        f'{GATES}\n[tool.nbops.ci]\ndeploy = "local"\nrunner = "serving"\nnbops_home = "/srv"\n',
     )
 
     retrain = yaml.safe_load(render_workflow(plan_workflow(repo), "github"))["jobs"]["retrain"]
@@ -183,6 +195,89 @@ def test_must_beat_goes_to_the_deploy_when_one_is_configured(repo: Path) -> None
     assert retrain["steps"][-1]["run"] == (
         "nbops deploy model.ipynb --target local --require 'score>=0.5' --must-beat score"
     )
+
+
+def golden_workflows() -> dict[str, str]:
+    """Each flavour for two notebooks (one with gates, a params file and a committed build),
+    retraining into artifacts, and again deploying on a self-hosted runner."""
+    gates = declared_gates(
+        "example_notebooks/churn.ipynb",
+        tool_table(
+            '[tool.nbops.notebooks."example_notebooks/churn.ipynb"]\n'
+            'require = ["test_accuracy>=0.8", "roc_auc>0.7"]\nmust_beat = ["test_accuracy"]\n'
+            'tolerance = 0.005\nparams_file = "ci/churn.yaml"\n'
+        ),
+        {},
+    )
+    jobs = (
+        NotebookJob("example_notebooks/churn.ipynb", gates, "build/churn"),
+        NotebookJob("example_notebooks/regression.ipynb"),
+    )
+    install = Install(
+        "nbops==0.1.0", ("build/churn/requirements.lock",), ("requirements.txt",), True, True
+    )
+    plain = Workflow(jobs, install, "0.1.0")
+    deploying = Workflow(
+        jobs, install, "0.1.0", deploy="local", runner="serving", nbops_home="/srv/nbops"
+    )
+    return {
+        f"{flavour}{suffix}.yml": render_workflow(workflow, flavour)
+        for flavour in ("github", "gitlab")
+        for suffix, workflow in (("", plain), ("-deploy", deploying))
+    }
+
+
+def test_golden_workflows() -> None:
+    found = golden_workflows()
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        for name, text in found.items():
+            (GOLDEN / name).write_text(text, encoding="utf-8")
+    pinned = {p.name: p.read_text(encoding="utf-8") for p in sorted(GOLDEN.glob("*.yml"))}
+    assert pinned == found
+
+
+def test_github_and_gitlab_run_the_same_commands() -> None:
+    texts = golden_workflows()
+    for suffix in ("", "-deploy"):
+        github = yaml.safe_load(texts[f"github{suffix}.yml"])["jobs"]
+        gitlab = yaml.safe_load(texts[f"gitlab{suffix}.yml"])
+        for ours, theirs in (("test", "nbops-test"), ("retrain", "nbops-retrain")):
+            runs = [s["run"] for s in runnable_steps(github[ours])]
+            assert runs == gitlab[theirs]["script"]
+        install = next(s for s in github["test"]["steps"] if s.get("name") == INSTALL_STEP)
+        assert install["run"].splitlines() == gitlab["default"]["before_script"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"deploy": "k8s"},
+            "pyproject.toml [tool.nbops.ci]: nbops deploy --target k8s does not judge must_beat "
+            "(model.ipynb): the version serving is known only to the local target's state db. "
+            'Deploy with deploy = "local" on the serving machine\'s runner, or drop must_beat.',
+        ),
+        (
+            {"deploy": "local"},
+            'pyproject.toml [tool.nbops.ci]: deploy = "local" needs nbops_home: the state db of '
+            "the versions serving, and their folders, must outlive the job's checkout. Add "
+            'nbops_home = "/srv/nbops" (a folder on the serving machine).',
+        ),
+        (
+            {"deploy": "heroku"},
+            "pyproject.toml [tool.nbops.ci]: deploy = 'heroku' is not a deploy target. Use one "
+            "of: local, docker, k8s.",
+        ),
+    ],
+)
+def test_a_deploy_that_would_not_be_gated_is_refused(
+    settings: dict[str, str], message: str
+) -> None:
+    gates = declared_gates("model.ipynb", tool_table(GATES), {})
+    with pytest.raises(CiConfigError) as raised:
+        Workflow((NotebookJob("model.ipynb", gates),), Install("nbops"), "0.1.0", **settings)
+    assert raised.value.render() == message
 
 
 # writing it

@@ -81,12 +81,15 @@ def find_notebooks(root: Path) -> list[Path]:
 
 def is_committed(root: Path, relative: str) -> bool:
     """Whether git tracks `relative` (outside a git work tree: whether it exists)."""
-    found = subprocess.run(
-        ["git", "ls-files", "--error-unmatch", "--", relative],
-        cwd=root,
-        capture_output=True,
-        check=False,
-    )
+    try:
+        found = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", "--", relative],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:  # no git here: what exists is what CI gets
+        return (root / relative).is_file()
     if found.returncode == 0:
         return True
     return not (root / ".git").exists() and (root / relative).is_file()
@@ -114,6 +117,7 @@ def plan_workflow(
     root: Path, notebooks: Sequence[Path] = (), *, schedule: str = DEFAULT_SCHEDULE
 ) -> Workflow:
     """The workflow for `notebooks` (default: every tagged notebook under `root`)."""
+    root = root.resolve()
     chosen = [Path(path) for path in notebooks] or find_notebooks(root)
     tool = read_tool_table(root)
     check_gate_paths(root, tool)

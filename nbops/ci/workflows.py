@@ -75,6 +75,13 @@ class Workflow:
         _check_notebooks(self.notebooks)
         check_cron(self.schedule)
         _check_deploy(self.deploy, self.notebooks)
+        if self.deploy == "local" and not self.nbops_home:
+            raise CiConfigError(
+                'deploy = "local" needs nbops_home: the state db of the versions serving, and '
+                "their folders, must outlive the job's checkout.",
+                where="pyproject.toml [tool.nbops.ci]",
+                fix='Add nbops_home = "/srv/nbops" (a folder on the serving machine).',
+            )
 
 
 def _check_notebooks(notebooks: tuple[NotebookJob, ...]) -> None:
