@@ -292,7 +292,7 @@ def test_running_it_twice_changes_nothing_and_a_changed_file_needs_force(repo: P
     assert first.exit_code == 0, first.output
     assert first.output.splitlines()[:2] == [
         "written .github/workflows/nbops.yml",
-        "  model.ipynb: check, test (score>=0.5, must beat score)",
+        "  model.ipynb: check, test (score>=0.5); scheduled: retrain, build",
     ]
     assert (again.exit_code, again.output) == (0, ".github/workflows/nbops.yml unchanged\n")
     assert path.read_bytes() == written

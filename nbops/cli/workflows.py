@@ -60,7 +60,7 @@ def init(notebooks: tuple[str, ...], flavour: str, force: bool, schedule: str) -
         return
     click.echo(f"{outcome} {shown}")
     for job in workflow.notebooks:
-        click.echo(f"  {job.path}: {job_summary(job)}")
+        click.echo(f"  {job.path}: {job_summary(job, deploy=workflow.deploy)}")
     if not installs_requirements(workflow):
         click.echo(
             "note: no requirements.txt, committed build/<name>/requirements.lock or [project] in "
@@ -73,9 +73,12 @@ def installs_requirements(workflow: Workflow) -> bool:
     return bool(install.locks or install.requirements or install.project)
 
 
-def job_summary(job: NotebookJob) -> str:
+def job_summary(job: NotebookJob, *, deploy: str | None) -> str:
     """What the workflow does with one notebook, in a few words."""
     gates = ", ".join(str(gate) for gate in job.gates.require) or "no gates"
-    beat = ", must beat " + ",".join(map(str, job.gates.must_beat)) if job.gates.must_beat else ""
     build = f", {job.build} checked" if job.build else ""
-    return f"check, test ({gates}{beat}){build}"
+    if deploy is None:
+        return f"check, test ({gates}){build}; scheduled: retrain, build"
+    beat = ",".join(map(str, job.gates.must_beat))
+    gated = f" gated by --must-beat {beat}" if beat else ""
+    return f"check, test ({gates}){build}; scheduled: retrain, deploy --target {deploy}{gated}"
