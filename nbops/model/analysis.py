@@ -14,6 +14,7 @@ from nbops.model.effects import function_effects
 from nbops.model.endpoints import read_endpoints
 from nbops.model.examples import example_diagnostics
 from nbops.model.files import STATIC, TAGGED, DataFile
+from nbops.model.imports import SetupModules, setup_modules
 from nbops.model.notebook import Notebook
 from nbops.model.parameters import read_parameters
 from nbops.model.pipeline import (
@@ -84,9 +85,7 @@ class _Analysis:
         self.metrics = Metrics()
         self.endpoints: list[Endpoint] = []
         self.opaque = False
-        # name a setup import, function or class binds -> the modules it brings
-        self.setup_modules: dict[str, set[str]] = {}
-        self.setup_runs: set[str] = set()  # modules setup code uses as it runs
+        self.setup_modules = SetupModules()
 
     def run(self) -> Pipeline:
         for code in self.cells:
@@ -185,25 +184,9 @@ class _Analysis:
                 if name not in self.globals:
                     self._unresolved(name, use, section, setup=True)
             self.globals.update(names.writes)
-        self._read_setup_modules()
-
-    def _read_setup_modules(self) -> None:
-        """The modules each setup name brings (an import's; those a setup function or class
-        imports in its body), and those setup code uses as it runs, before every step."""
-        cells = [code for section in self._sections(Role.SETUP) for code in section.cells]
-        for code in cells:
-            for name, module in code.names.modules:
-                self.setup_modules.setdefault(name, set()).add(module)
-            for statement in code.python.tree.body:
-                if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    inside = self.setup_modules.setdefault(statement.name, set())
-                    inside.update(_imported_in(statement))
-        self.setup_runs = {
-            module
-            for code in cells
-            for name in _names_run(code.python.tree)
-            for module in self.setup_modules.get(name, ())
-        }
+        self.setup_modules = setup_modules(
+            code for section in self._sections(Role.SETUP) for code in section.cells
+        )
 
     # steps, tests and metrics in notebook order
 
@@ -286,18 +269,11 @@ class _Analysis:
             files_written=names.files,
             timeout_s=self._step_timeout(section),
             files_read=_files_read(section),
-            imports=self._step_imports(section, read),
+            imports=self.setup_modules.for_step(section.cells, read),
         )
         self.steps.append(step)
         self.step_sections[step.name] = section
         self.latest.update(dict.fromkeys(step.writes, step.name))
-
-    def _step_imports(self, section: Section, read: set[str]) -> tuple[str, ...]:
-        """The modules whose code the step runs: what its cells import, the setup imports it
-        reads, and those setup code itself uses (setup runs before every step)."""
-        own = {module for code in section.cells for _, module in code.names.modules}
-        used = {module for name in read for module in self.setup_modules.get(name, ())}
-        return tuple(sorted((own | used | self.setup_runs) - {"__future__"}))
 
     def _step_timeout(self, section: Section) -> float | None:
         """The step's `timeout=` option; cells of one step that disagree are an error."""
@@ -682,30 +658,6 @@ def _files_read(section: Section) -> tuple[DataFile, ...]:
     for found in (*static, *tagged):
         unique.setdefault(found.path, found)
     return tuple(unique.values())
-
-
-def _imported_in(definition: ast.stmt) -> set[str]:
-    """The top-level modules a function or class imports in its body (absolute imports)."""
-    found: set[str] = set()
-    for node in ast.walk(definition):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module.split(".")[0])
-    return found
-
-
-def _names_run(tree: ast.Module) -> set[str]:
-    """Names the module's statements read as they run: not inside function or class bodies,
-    which run only when called (their imports count for the steps that call them)."""
-    bodies = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return {
-        node.id
-        for statement in tree.body
-        if not isinstance(statement, bodies)
-        for node in ast.walk(statement)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-    }
 
 
 def _refs(section: Section) -> tuple[CellRef, ...]:
