@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.durations import format_duration
+from nbops.model.files import TAGGED
 from nbops.model.lineage import endpoint_producer
 from nbops.model.pipeline import CellRef, Pipeline
 from nbops.run.comparison import RunDiff
@@ -67,6 +68,9 @@ def lineage_tree(pipeline: Pipeline) -> Tree:
             if edge.target == step.name:
                 flow = ", ".join(edge.artifacts) if edge.artifacts else "[dim]after[/]"
                 node.add(f"← {flow} [dim]from[/] {edge.source}")
+        for data in step.files_read:
+            how = " [dim](reads=)[/]" if data.found == TAGGED else ""
+            node.add(f"← [dim]file[/] {escape(data.path)}{how}")
         if step.parameters:
             node.add(f"[dim]parameters:[/] {', '.join(step.parameters)}")
         if step.outputs:
@@ -296,7 +300,19 @@ def run_details(record: RunRecord) -> Group:
     parameters = ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())
     if parameters:
         parts.append(Text(f"parameters: {parameters}"))
+    outside = [line for step in record.steps if (line := _provenance_line(step))]
+    if outside:
+        parts.append(Text("libraries and data files in the steps' cache keys:"))
+        parts.extend(Text(f"  {line}") for line in outside)
     return Group(*parts)
+
+
+def _provenance_line(step: StepRecord) -> str:
+    """`train: scikit-learn 1.5.0, pandas 2.2.2; data.csv 3f2a9c1b2d4e`, or "" for none."""
+    libraries = ", ".join(f"{d} {v}" for d, v in step.provenance.get("libraries", {}).items())
+    files = ", ".join(f"{p} {h[:12]}" for p, h in step.provenance.get("files", {}).items())
+    found = "; ".join(part for part in (libraries, files) if part)
+    return f"{step.name}: {found}" if found else ""
 
 
 def _offset(moment: float | None, origin: float) -> str:

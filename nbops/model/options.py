@@ -14,10 +14,13 @@ OPTION_TAG = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*(?P<value>.*)
 @dataclass(frozen=True)
 class OptionSpec:
     """How one option's value is read: `parse` raises ValueError naming the accepted forms;
-    `example` is a good value, shown in fixes."""
+    `example` is a good value, shown in fixes. An option that `repeats` may be given several
+    times, each adding to the others (a metadata tag holds no comma, so `reads=a.csv` and
+    `reads=b.csv` are two tags); any other is given once."""
 
     parse: Callable[[str], object]
     example: str
+    repeats: bool = False
 
 
 @dataclass(frozen=True)

@@ -185,8 +185,12 @@ def _key_inputs(step: StepRecord | None) -> dict[str, Any]:
     the run recorded them."""
     if step is None:
         return {}
-    found = getattr(step, "key_inputs", None) or {}
-    return dict(found)
+    libraries = step.provenance.get("libraries", {})
+    files = step.provenance.get("files", {})
+    return {
+        **{f"library {name}": version for name, version in libraries.items()},
+        **{f"file {path}": digest[:12] for path, digest in files.items()},
+    }
 
 
 def _cells(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> tuple[CellChange, ...]:
