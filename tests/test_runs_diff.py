@@ -106,3 +106,27 @@ def test_runs_lists_a_column_per_metric_and_an_unknown_run_is_a_clear_error(
     missing = _nbops(root, "runs", "diff", first, "nope")
     assert missing.returncode == 2
     assert "no run 'nope' is recorded" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_changed_data_file_is_named_on_the_step_that_read_it(tmp_path: Path) -> None:
+    from builders import notebook_json
+
+    cells = [
+        ("import pandas as pd", ["setup"]),
+        ("frame = pd.read_csv('data.csv')", ["step:load"]),
+        ("total = float(frame['x'].sum())", ["metrics"]),
+    ]
+    (tmp_path / "model.ipynb").write_text(json.dumps(notebook_json(cells)))
+    (tmp_path / "data.csv").write_text("x\n1\n2\n")
+    run = ["run", "model.ipynb", "--executor", "inline", "--format", "json"]
+    first = json.loads(_nbops(tmp_path, *run).stdout)["run_id"]
+    (tmp_path / "data.csv").write_text("x\n1\n5\n")
+    second = json.loads(_nbops(tmp_path, *run).stdout)["run_id"]
+
+    diff = json.loads(_nbops(tmp_path, "runs", "diff", first, second, "--format", "json").stdout)
+
+    (load,) = [s for s in diff["steps"] if s["name"] == "load"]
+    (changed,) = load["inputs"]
+    assert changed["name"] == "file data.csv" and changed["a"] != changed["b"]
+    assert diff["reran"] == ["load"]
+    assert [(m["name"], m["delta"]) for m in diff["metrics"]] == [("total", 3.0)]
