@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nbops.deploy import processes, records
+from nbops.deploy.health import proxy_stats
 from nbops.deploy.processes import NotHealthy
 from nbops.deploy.watch import (
     DEGRADED,
@@ -185,7 +186,7 @@ class Supervisor:
         endpoint = records.endpoint(db, self.name)
         if row is None or row.status != "healthy" or row.watch is None or endpoint is None:
             return
-        stats = _proxy_stats(endpoint.port)
+        stats = proxy_stats(endpoint.port)
         if stats is None:
             return
         policy = Policy.from_json(row.policy)
@@ -328,14 +329,6 @@ class Supervisor:
             processes.stop(service.pid, started)
         else:
             print(f"supervisor of {self.name}: restarted v{row.version}", flush=True)
-
-
-def _proxy_stats(port: int) -> dict[str, Any] | None:
-    code, body = processes.get(f"http://127.0.0.1:{port}/_nbops/stats")
-    if code != 200:
-        return None
-    data: dict[str, Any] = json.loads(body)
-    return data
 
 
 def _figures(stats: dict[str, Any], row: records.Deployment | None) -> Figures:

@@ -259,6 +259,15 @@ class StopHandler(NbopsHandler):
         self.reply(await self.off_loop(operations.stop, name, home=self.home))
 
 
+class MonitoringHandler(NbopsHandler):
+    """GET: NAME's status row, its serving version's /monitoring and its proxy's stats."""
+
+    @web.authenticated
+    @READS
+    async def get(self, name: str) -> None:
+        self.reply(await self.off_loop(operations.monitoring, name, home=self.home))
+
+
 class RunsHandler(NbopsHandler):
     """POST {"path", "parameters"?}: run the pipeline locally (cached), as `nbops run`."""
 

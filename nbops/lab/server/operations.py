@@ -260,6 +260,17 @@ def deployments(home: Home) -> list[dict[str, Any]]:
     return rows
 
 
+def monitoring(name: str, *, home: Home) -> dict[str, Any]:
+    """A deployment's watch and drift (GET deployments/<name>/monitoring): its status row, its
+    serving version's `/monitoring` (or null and `monitoring_error`) and its proxy's stats."""
+    from nbops.deploy import health
+
+    view = health.monitoring(home, name)
+    if view is None:
+        raise _not_found(name)
+    return view
+
+
 def with_metrics(deployment: dict[str, Any], home: Home) -> dict[str, Any]:
     """The deployment with the metrics of the run its build came from ({} if none is known)."""
     run_id = deployment.get("run_id")
@@ -325,6 +336,10 @@ def _known(name: str, home: Home) -> None:
     from nbops.deploy import records
 
     if not records.history(home.db(), name):
-        raise DeploymentNotFound(
-            f"nothing named {name!r} was ever deployed.", fix="`nbops status` lists them."
-        )
+        raise _not_found(name)
+
+
+def _not_found(name: str) -> DeploymentNotFound:
+    return DeploymentNotFound(
+        f"nothing named {name!r} was ever deployed.", fix="`nbops status` lists them."
+    )
