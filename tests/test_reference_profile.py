@@ -96,6 +96,36 @@ def test_a_reference_on_a_step_cell_is_an_error() -> None:
     )
 
 
+def test_check_suggests_a_reference_when_a_step_makes_a_table() -> None:
+    cells = [
+        ("import pandas as pd", ["setup"]),
+        ("frame = pd.DataFrame({'x': [1.0, 2.0]})\nscale = 2.0", ["step:load"]),
+        ("def predict(x: float) -> float:\n    return x * scale", ["serve:predict"]),
+    ]
+    found = pipeline(cells)
+
+    (hint,) = [d for d in found.diagnostics if "reference" in d.fix]
+    assert hint.severity is Severity.INFO
+    assert (hint.cell_index, hint.line, hint.tag) == (2, 1, "serve")
+    assert hint.message.startswith("serve function 'predict' has no reference rows")
+    assert hint.fix.startswith(
+        "Add the tag 'reference=load.frame' to this cell (the table step 'load' makes in cell 1)"
+    )
+
+
+def test_no_suggestion_without_a_table_or_with_a_reference() -> None:
+    with_reference = pipeline(
+        [
+            ("import pandas as pd", ["setup"]),
+            ("frame = pd.read_csv('rows.csv')\nscale = 2.0", ["step:load"]),
+            (SERVED[1][0], ["serve:predict", "reference=frame"]),
+        ]
+    )
+    assert not [d for d in pipeline(SERVED).diagnostics if "reference rows" in d.message]
+    assert not [d for d in with_reference.diagnostics if "reference rows" in d.message]
+    assert with_reference.endpoints[0].reference == "frame"
+
+
 # profiles
 
 

@@ -312,6 +312,27 @@ def test_a_healthy_version_under_the_same_client_becomes_stable(project: Project
 
 
 @WATCHED
+def test_a_breach_after_the_watch_marks_the_version_degraded_and_keeps_it(
+    project: Project,
+) -> None:
+    project.deploy("--watch", "0")
+    project.deploy("-p", "flaky=True", "--watch", "2s")  # no traffic while it is watched
+    project.wait_for(2, "healthy", "stable", within=20)
+    client = Client(_url(project), limit=400)
+    client.run()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and project.history()[2]["watch"] != "degraded":
+        time.sleep(0.2)
+    row = project.history()[2]
+    assert (row["status"], row["watch"], row["current"]) == ("healthy", "degraded", True)
+    assert row["reason"].startswith("error rate ")
+    assert {a.version for a in client.answers} == {"2"}
+    (status,) = json.loads(project.nbops("status", "--format", "json"))
+    assert status["watch_summary"].startswith("degraded: error rate ")
+    assert status["version"] == 2
+
+
+@WATCHED
 def test_the_default_watch_is_three_minutes_with_the_previous_version_on_standby(
     project: Project,
 ) -> None:

@@ -89,21 +89,28 @@ def parse_gates(texts: Iterable[str]) -> tuple[Gate, ...]:
 
 def check_gate_metrics(gates: Sequence[Gate], metrics: Sequence[str], notebook: str) -> None:
     """Every gate names a metric the notebook records, or UnknownMetric says which it meant."""
-    for gate in gates:
-        if gate.metric in metrics:
+    check_metric_names([(g.metric, f"--require {str(g)!r}") for g in gates], metrics, notebook)
+
+
+def check_metric_names(
+    wanted: Sequence[tuple[str, str]], metrics: Sequence[str], notebook: str
+) -> None:
+    """Each (metric, where it was asked for) names a metric the notebook records, or
+    UnknownMetric says which it meant."""
+    for name, where in wanted:
+        if name in metrics:
             continue
-        where = f"--require {str(gate)!r}"
         if not metrics:
             raise UnknownMetric(
-                f"{notebook} records no metrics, so there is no {gate.metric!r} to check.",
+                f"{notebook} records no metrics, so there is no {name!r} to check.",
                 where=where,
                 fix="Tag the cell that computes it 'metrics', e.g. 'accuracy = float(score)'.",
             )
-        close = difflib.get_close_matches(gate.metric, list(metrics), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name, list(metrics), n=1, cutoff=0.6)
         known = ", ".join(metrics)
         hint = f"Did you mean {close[0]!r}? " if close else ""
         raise UnknownMetric(
-            f"{notebook} has no metric {gate.metric!r}.",
+            f"{notebook} has no metric {name!r}.",
             where=where,
             fix=f"{hint}Its metrics are: {known}.",
         )
@@ -159,3 +166,95 @@ def _measured(value: float, threshold: float) -> str:
 def _json_number(value: float | None) -> float | None:
     """JSON has no NaN or infinity; such a value is reported as null with its reason."""
     return value if value is not None and math.isfinite(value) else None
+
+
+# champion and challenger: `--must-beat accuracy,-rmse` against the version serving
+
+NAME = re.compile(r"^[^\W\d]\w*$")
+
+
+@dataclass(frozen=True)
+class Rival:
+    """A metric the new version must not be worse at than the one serving; `-rmse` is one
+    where lower is better."""
+
+    metric: str
+    higher_is_better: bool = True
+
+    def __str__(self) -> str:
+        return self.metric if self.higher_is_better else f"-{self.metric}"
+
+
+@dataclass(frozen=True)
+class Duel:
+    """One rival metric, the challenger's value against the champion's."""
+
+    rival: Rival
+    challenger: float | None
+    champion: float | None
+    passed: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.rival.metric,
+            "higher_is_better": self.rival.higher_is_better,
+            "challenger": _json_number(self.challenger),
+            "champion": _json_number(self.champion),
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+
+def parse_must_beat(texts: Iterable[str]) -> tuple[Rival, ...]:
+    """`test_accuracy,roc_auc` and `-rmse` (lower is better) -> Rivals; commas or repeats."""
+    found: list[Rival] = []
+    for text in texts:
+        for part in text.split(","):
+            written = part.strip()
+            name = written.removeprefix("-")
+            if not NAME.match(name):
+                raise MalformedGate(
+                    f"{written!r} is not a metric name.",
+                    where=f"--must-beat {text!r}",
+                    fix="Write metric names, comma-separated, e.g. 'accuracy,roc_auc'; put '-' "
+                    "before one where lower is better, e.g. '-rmse'.",
+                )
+            found.append(Rival(name, higher_is_better=not written.startswith("-")))
+    return tuple(found)
+
+
+def duel(
+    rivals: Sequence[Rival],
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float],
+    tolerance: float,
+    champion_name: str,
+) -> tuple[Duel, ...]:
+    """Each rival metric: the challenger passes when it is not worse than the champion by more
+    than `tolerance`; a champion that recorded no such value has nothing to beat."""
+    return tuple(_duel(r, challenger, champion, tolerance, champion_name) for r in rivals)
+
+
+def _duel(
+    rival: Rival,
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float],
+    tolerance: float,
+    champion_name: str,
+) -> Duel:
+    mine, theirs = challenger.get(rival.metric), champion.get(rival.metric)
+    if mine is None or not math.isfinite(mine):
+        return Duel(rival, None, theirs, False, f"the new version recorded no {rival.metric}")
+    if theirs is None or not math.isfinite(theirs):
+        reason = f"{champion_name} recorded no {rival.metric}: nothing to beat"
+        return Duel(rival, mine, None, True, reason)
+    margin = (mine - theirs) if rival.higher_is_better else (theirs - mine)
+    better = "higher" if rival.higher_is_better else "lower"
+    shown = (
+        f"{rival.metric} {measured_text(mine)} against {measured_text(theirs)} of {champion_name}"
+    )
+    if margin >= -tolerance:
+        return Duel(rival, mine, theirs, True, shown)
+    allowed = f", {better} is better, tolerance {_number(tolerance)}"
+    return Duel(rival, mine, theirs, False, f"{shown}{allowed}: worse")

@@ -62,6 +62,29 @@ from nbops.cli.executing import execution_options, executor_from
     help="During the watch, send only this share of requests (10%) to the new version and the "
     "rest to the previous one; then all, or none if it breaches.",
 )
+@click.option(
+    "--require",
+    "gates",
+    multiple=True,
+    metavar="GATE",
+    help="A metric gate the new version's run must pass, like 'test_accuracy>=0.8'; "
+    "else it is not started (repeat for more).",
+)
+@click.option(
+    "--must-beat",
+    "rivals",
+    multiple=True,
+    metavar="METRICS",
+    help="Metrics (comma-separated) the new version must not be worse at than the version "
+    "serving, higher is better; '-rmse' where lower is better.",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="How much worse than the version serving a --must-beat metric may be.",
+)
 @execution_options
 @format_option("text", "json")
 def deploy(
@@ -77,6 +100,9 @@ def deploy(
     max_p99_ratio: float,
     max_drift: float,
     canary: str | None,
+    gates: tuple[str, ...],
+    rivals: tuple[str, ...],
+    tolerance: float,
     **execution: Any,
 ) -> None:
     """Deploy a notebook (built first, cached) or a build folder. The new version is started
@@ -84,8 +110,9 @@ def deploy(
     smoke requests pass: each route's example request (a cell tagged `example`, else the
     notebook's own literal call), as the build's smoke tests sent it; a route without one is
     checked through its schema only. Otherwise it is stopped and the old one keeps serving.
-    Once promoted, it is watched for the bake period (see --watch); the watch goes on when
-    this command has ended. Exit 1 if the new version failed."""
+    With --require or --must-beat, a version whose run's metrics fail them is `refused` and
+    never started. Once promoted, it is watched for the bake period (see --watch); the watch
+    goes on when this command has ended. Exit 1 if the new version failed or was refused."""
     import json
 
     from nbops.cli.terminal import console
@@ -93,6 +120,7 @@ def deploy(
 
     out = console(stderr=fmt == "json")
     policy = _policy(watch, max_error_rate, max_p99_ratio, max_drift, canary)
+    keeper = _gatekeeper(target, gates, rivals, tolerance)
 
     def stage(step: str, message: str) -> None:
         out.print(f"[dim]{step}:[/] {message}", highlight=False)
@@ -106,12 +134,12 @@ def deploy(
         sys.exit(remote_deploy(where, folder, name=name, port=port, say=say))
     if Path(target).is_dir():
         deployment = deploying.deploy(
-            Path(target), name=name, port=port, on_stage=stage, policy=policy
+            Path(target), name=name, port=port, on_stage=stage, policy=policy, gatekeeper=keeper
         )
     else:
         with executor_from(**execution) as executor:
             deployment = _deploy_notebook(
-                target, params, name, port, stage, out, executor, step_timeout, policy
+                target, params, name, port, stage, out, executor, step_timeout, policy, keeper
             )
     if fmt == "json":
         click.echo(json.dumps(deployment.as_dict(), indent=2))
@@ -120,8 +148,9 @@ def deploy(
         out.print(f"  docs: {deployment.url}/docs   status: nbops status {deployment.name}")
         out.print(f"  stop: nbops stop {deployment.name}")
     else:
+        reason = (deployment.reason or "").removeprefix(f"{deployment.status}: ")
         out.print(
-            f"[bold red]failed[/] {deployment.name} v{deployment.version}: {deployment.reason}"
+            f"[bold red]{deployment.status}[/] {deployment.name} v{deployment.version}: {reason}"
         )
         if deployment.log_tail:
             out.print(deployment.log_tail, style="dim", markup=False)
@@ -139,6 +168,7 @@ def _deploy_notebook(
     executor: Any,
     step_timeout: float | None,
     policy: Any,
+    keeper: Any,
 ) -> Any:
     from nbops.cli.terminal import StepProgress
     from nbops.deploy import local as deploying
@@ -160,7 +190,41 @@ def _deploy_notebook(
             executor=executor,
             step_timeout=step_timeout,
             policy=policy,
+            gatekeeper=keeper,
         )
+
+
+def _gatekeeper(
+    target: str, gates: tuple[str, ...], rivals: tuple[str, ...], tolerance: float
+) -> Any:
+    """The gates and rivals, their metric names checked against the notebook's metrics cells
+    when a notebook is deployed (a build's names are checked against what it recorded)."""
+    from nbops.ci.gates import (
+        check_gate_metrics,
+        check_metric_names,
+        parse_gates,
+        parse_must_beat,
+    )
+    from nbops.deploy.promotion import Gatekeeper
+
+    keeper = Gatekeeper(parse_gates(gates), parse_must_beat(rivals), tolerance)
+    if not keeper:
+        return keeper
+    if Path(target).is_dir():
+        from nbops.deploy.local import read_manifest
+
+        names = list(read_manifest(Path(target)).get("metrics") or {})
+        notebook = target
+    else:
+        from nbops.model.notebook import load_notebook
+        from nbops.run.home import analyse_with_runs
+
+        pipeline = analyse_with_runs(load_notebook(target))
+        names, notebook = list(pipeline.metrics.names), pipeline.notebook.display_name
+    check_gate_metrics(keeper.require, names, notebook)
+    wanted = [(r.metric, f"--must-beat {str(r)!r}") for r in keeper.must_beat]
+    check_metric_names(wanted, names, notebook)
+    return keeper
 
 
 def _policy(
@@ -242,15 +306,59 @@ def status(name: str | None, fmt: str) -> None:
 
 @cli.command()
 @click.argument("name")
+@click.option(
+    "--every",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.2),
+    help="Seconds between refreshes of the live view.",
+)
+@click.option("--once", is_flag=True, help="Print the view once and exit, rather than live.")
+@format_option("text", "json")
+def monitor(name: str, every: float, once: bool, fmt: str) -> None:
+    """Watch deployment NAME live: drift of each input field and output against the build's
+    reference (PSI, as bars), error rate, latency, the window's size, the watch and the
+    proxy's split, refreshed until Ctrl-C. `--format json` prints one snapshot for scripts."""
+    import json
+    import time
+
+    from nbops.cli.terminal import console, monitor_view
+    from nbops.deploy.health import monitoring
+
+    if fmt == "json":
+        click.echo(json.dumps(monitoring(name), indent=2))
+        return
+    out = console()
+    if once:
+        out.print(monitor_view(monitoring(name)))
+        return
+    from rich.live import Live
+
+    with Live(monitor_view(monitoring(name)), console=out, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(every)
+                live.update(monitor_view(monitoring(name)), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@click.argument("name")
 @format_option("text", "json")
 def history(name: str, fmt: str) -> None:
-    """Every version of deployment NAME, with its status, build and who started it."""
+    """Every version of deployment NAME: its status (and why), the metrics its run recorded,
+    its build and who started it."""
     import json
 
     from nbops.deploy import records
+    from nbops.deploy.promotion import recorded_metrics
     from nbops.run.home import Home
 
-    rows = [d.as_dict() for d in records.history(Home.default().db(), name)]
+    rows = [
+        {**d.as_dict(), "metrics": recorded_metrics(d)}
+        for d in records.history(Home.default().db(), name)
+    ]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return

@@ -307,14 +307,102 @@ def deployments_table(rows: list[dict[str, Any]]) -> Table:
     )
 
 
+PSI_BAR = 24  # characters of the widest drift bar
+
+
+def monitor_view(snapshot: dict[str, Any]) -> Group:
+    """`nbops monitor`: the deployment and its watch, then per route the window's figures and
+    a drift bar per input field and output, red past the threshold."""
+    from rich.console import Group
+    from rich.markup import escape
+
+    row = snapshot["deployment"]
+    parts: list[Any] = [
+        f"[bold]{escape(row['name'])}[/] v{row['version']} {row['status']}  "
+        f"{escape(row.get('url') or '-')}  watch: {escape(row.get('watch_summary') or '-')}"
+    ]
+    back = row.get("rolled_back")
+    if back:
+        parts.append(f"[yellow]v{back['version']}: {escape(back['reason'])}[/]")
+    proxy = snapshot.get("proxy") or {}
+    for version, seen in (proxy.get("versions") or {}).items():
+        parts.append(
+            f"[dim]proxy, last {proxy.get('window_s', 60):g} s, v{version}: "
+            f"{seen['requests']} requests, {seen['errors']} 5xx, p99 {_ms(seen.get('p99_ms'))}[/]"
+        )
+    data = snapshot.get("monitoring")
+    if data is None:
+        parts.append(f"[yellow]{escape(snapshot.get('monitoring_error') or 'no monitoring')}[/]")
+        return Group(*parts)
+    if not data.get("enabled", True):
+        parts.append("[yellow]monitoring is off in the service (NBOPS_MONITORING=false)[/]")
+        return Group(*parts)
+    for route in data.get("routes", []):
+        parts.extend(_route_view(route, data))
+    return Group(*parts)
+
+
+def _route_view(route: dict[str, Any], data: dict[str, Any]) -> list[Any]:
+    from rich.markup import escape
+
+    window = data.get("window", {})
+    latency = route.get("latency_ms") or {}
+    rate = route.get("error_rate")
+    lines: list[Any] = [
+        "",
+        f"[bold]/{escape(route['route'])}[/]  window {route['requests']} requests "
+        f"(of {window.get('max_requests', '?')}, {window.get('max_seconds', '?')} s)  "
+        f"errors {'-' if rate is None else f'{rate * 100:.1f}%'}  "
+        f"p50 {_ms(latency.get('p50'))}  p99 {_ms(latency.get('p99'))}",
+    ]
+    if route.get("reason"):
+        lines.append(f"[yellow]drift: {escape(route['reason'])}[/]")
+        return lines
+    limit = float(data.get("max_drift", 0.25))
+    fields = [("in", f) for f in route.get("inputs", [])]
+    fields += [("out", f) for f in route.get("outputs", [])]
+    if fields and all(f.get("psi") is None for _, f in fields):
+        need = window.get("min_requests", "?")
+        lines.append(f"[dim]drift: too few requests yet (scores from {need})[/]")
+    table = _table("", "field", "PSI", "", "p-value", box=None)
+    for side, field in fields:
+        table.add_row(side, escape(field["name"]), *_drift_cells(field, limit))
+    lines.append(table)
+    return lines
+
+
+def _drift_cells(field: dict[str, Any], limit: float) -> tuple[str, str, str]:
+    score = field.get("psi")
+    if score is None:
+        return "-", "", "-"
+    scale = max(2 * limit, score)
+    bar = "█" * max(1, round(PSI_BAR * score / scale)) if score > 0 else ""
+    style = "red" if score > limit else "green"
+    p_value = field.get("p_value")
+    flag = " [red]drifted[/]" if score > limit else ""
+    return (
+        f"{score:.3f}",
+        f"[{style}]{bar}[/]{flag}",
+        "-" if p_value is None else f"{p_value:.3g}",
+    )
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f} ms"
+
+
 def history_table(name: str, rows: list[dict[str, Any]]) -> Table:
-    table = _table("version", "status", "build", "created", "started by", "reason", title=name)
+    table = _table(
+        "version", "status", "metrics", "build", "created", "started by", "reason", title=name
+    )
     for row in rows:
         created = _time(row["created_at"])
         mark = " (current)" if row["current"] else ""
+        metrics = row.get("metrics") or {}
         table.add_row(
             f"v{row['version']}{mark}",
             row["status"],
+            " ".join(f"{k}={v:.4g}" for k, v in metrics.items()) or "-",
             row["build_id"],
             created,
             row["started_by"],

@@ -1,6 +1,5 @@
 """What is true of each deployment now: its version's process and /healthz, its proxy on the
-stable port, the requests it served, what its version's /monitoring and its proxy's stats say;
-what an operation killed outright left is ended first."""
+stable port, the requests it served; what an operation killed outright left is ended first."""
 
 from __future__ import annotations
 
@@ -10,8 +9,14 @@ from typing import Any
 
 from nbops.deploy import processes, records
 from nbops.deploy.records import Deployment
+from nbops.errors import NbopsError
 from nbops.run.home import Home
 from nbops.run.pids import pid_alive, same_process
+
+
+class UnknownDeployment(NbopsError):
+    """No deployment has the name asked for."""
+
 
 OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/version", "/docs", ""})
 
@@ -151,48 +156,37 @@ def upstream(port: int) -> dict[str, Any] | None:
     return data
 
 
+def monitoring(name: str, home: Home | None = None) -> dict[str, Any]:
+    """What `nbops monitor` and the sidebar show of `name`, now: its status row, its current
+    version's own /monitoring (drift, error rate, latency over the service's window) and what
+    the proxy counted per version. Either of the last two is None, with why, when it does not
+    answer (a build from before /monitoring answers 404)."""
+    rows = status(home, name)
+    if not rows:
+        raise UnknownDeployment(f"nothing named {name!r} is deployed.", fix="`nbops status`.")
+    row = rows[0]
+    found: dict[str, Any] = {"deployment": row, "monitoring": None, "monitoring_error": None}
+    if row["status"] != "healthy" or row["port"] is None:
+        found["monitoring_error"] = f"v{row['version']} is {row['status']}, not serving"
+    else:
+        code, body = processes.get(f"http://127.0.0.1:{row['port']}/monitoring")
+        if code == 200:
+            found["monitoring"] = json.loads(body)
+        elif code == 404:
+            found["monitoring_error"] = (
+                f"v{row['version']} has no /monitoring (built before nbops monitored services)"
+            )
+        else:
+            found["monitoring_error"] = f"/monitoring of v{row['version']} answered {code}"
+    known = records.endpoint(home.db() if home else Home.default().db(), name)
+    found["proxy"] = proxy_stats(known.port) if known else None
+    return found
+
+
 def proxy_stats(port: int) -> dict[str, Any] | None:
-    """What the proxy on `port` saw of each version lately (`GET /_nbops/stats`), or None when
-    it does not answer."""
+    """What the proxy on `port` counted of each version's requests, or None."""
     code, body = processes.get(f"http://127.0.0.1:{port}/_nbops/stats")
     if code != 200:
         return None
     data: dict[str, Any] = json.loads(body)
     return data
-
-
-def monitoring(home: Home, name: str) -> dict[str, Any] | None:
-    """A deployment as `status` shows it, with its serving version's `/monitoring` (drift per
-    field, error rate, latency) and its proxy's per-version stats, each fetched now; None when
-    nothing of that name was ever deployed. Where `/monitoring` does not answer, `monitoring`
-    is null and `monitoring_error` says why."""
-    rows = status(home, name)
-    if not rows:
-        return None
-    row = rows[0]
-    report, error = version_monitoring(row)
-    known = records.endpoint(home.db(), name)
-    proxy = proxy_stats(known.port) if known is not None and known.proxy_alive else None
-    return {"deployment": row, "monitoring": report, "monitoring_error": error, "proxy": proxy}
-
-
-def version_monitoring(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The `/monitoring` JSON of the version `row` describes, from its internal port, or None
-    and why not: it does not serve, does not answer, or was built before services had one."""
-    version = f"v{row['version']}"
-    if row["status"] != "healthy" or row.get("port") is None:
-        return None, f"{version} is not serving ({row['status']})."
-    code, body = processes.get(f"http://127.0.0.1:{row['port']}/monitoring")
-    if code == 404:
-        return None, (
-            f"{version} has no /monitoring: it was built before services watched their inputs. "
-            "Deploy the notebook again to see drift."
-        )
-    if code != 200:
-        answer = f"answered {code}" if code is not None else f"does not answer ({body})"
-        return None, f"{version}'s /monitoring {answer}."
-    try:
-        report: dict[str, Any] = json.loads(body)
-    except ValueError:
-        return None, f"{version}'s /monitoring did not answer with JSON."
-    return report, None

@@ -24,6 +24,7 @@ from typing import Any
 from nbops.deploy import health, processes, records
 from nbops.deploy.health import status
 from nbops.deploy.processes import NotHealthy
+from nbops.deploy.promotion import Gatekeeper
 from nbops.deploy.records import Deployment
 from nbops.deploy.watch import WATCHING, Policy
 from nbops.errors import NbopsError
@@ -78,9 +79,10 @@ def deploy(
     via: str = "cli",
     on_stage: StageListener | None = None,
     policy: Policy | None = None,
+    gatekeeper: Gatekeeper | None = None,
 ) -> Deployment:
-    """Start a build as a new version of `name`; promote it only if it proves healthy, then
-    watch it under `policy` (the default policy when None)."""
+    """Start a build as a new version of `name` (unless its metrics fail `gatekeeper`); promote
+    it only if it proves healthy, then watch it under `policy` (the default when None)."""
     home = home or Home.default()
     manifest = read_manifest(build_dir)
     name = name or manifest["name"]
@@ -90,7 +92,9 @@ def deploy(
         version = _new_version(
             db, name, manifest["notebook"]["sha256"], stable_port, via, "starting"
         )
-        return _deploy_build(home, lease, version, build_dir, stable_port, on_stage, policy)
+        return _deploy_build(
+            home, lease, version, build_dir, stable_port, on_stage, policy, gatekeeper
+        )
 
 
 def deploy_notebook(
@@ -107,6 +111,7 @@ def deploy_notebook(
     executor: Executor | None = None,
     step_timeout: float | None = None,
     policy: Policy | None = None,
+    gatekeeper: Gatekeeper | None = None,
 ) -> Deployment:
     """Build the notebook (cached) as a new version, recorded as `building` from the start,
     so a build that fails shows in the history like any failed version."""
@@ -139,7 +144,7 @@ def deploy_notebook(
             )
             stage("failed", failure.render())
             return _get(db, name, version)
-        return _deploy_build(home, lease, version, out, stable_port, on_stage, policy)
+        return _deploy_build(home, lease, version, out, stable_port, on_stage, policy, gatekeeper)
 
 
 def _new_version(
@@ -178,10 +183,15 @@ def _deploy_build(
     stable_port: int,
     on_stage: StageListener | None,
     policy: Policy | None,
+    gatekeeper: Gatekeeper | None = None,
 ) -> Deployment:
     stage = on_stage or (lambda *_: None)
     name = lease.name
     manifest = read_manifest(build_dir)
+    if gatekeeper:
+        refused = _gate(home.db(), name, version, manifest, gatekeeper, stage)
+        if refused is not None:
+            return refused
     stage("snapshot", f"copying the build as {name} v{version}")
     snapshot = _snapshot(build_dir, home, name, version)
     records.update(
@@ -196,6 +206,35 @@ def _deploy_build(
     )
     policy = policy or Policy.default()
     return _bring_up(home, lease, version, stable_port, stage, "stopped", policy=policy)
+
+
+def _gate(
+    db: Any,
+    name: str,
+    version: int,
+    manifest: dict[str, Any],
+    gatekeeper: Gatekeeper,
+    stage: StageListener,
+) -> Deployment | None:
+    """The new version's recorded metrics against the gates and the version serving: None to
+    go on, else the version recorded `refused` with both sides' figures, never started."""
+    from nbops.deploy import promotion
+
+    verdict = promotion.judge(gatekeeper, manifest, records.current(db, name))
+    stage("metrics", verdict.reason())
+    if not verdict.refused:
+        return None
+    records.update(
+        db,
+        name,
+        version,
+        status="refused",
+        reason=verdict.reason(),
+        build_id=manifest["build_id"],
+        run_id=manifest.get("run_id"),
+        figures=json.dumps(verdict.as_dict()),
+    )
+    return _get(db, name, version)
 
 
 def rollback(

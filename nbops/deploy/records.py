@@ -19,7 +19,17 @@ from nbops.run.state import StateDb
 
 # `standby`: the version a watched one replaced, kept running until the watch ends, so that a
 # rollback is instant (and, with a canary, serving the rest of the requests).
-STATUSES = ("building", "starting", "healthy", "standby", "failed", "stopped", "rolled-back")
+# `refused`: its metrics failed the deploy's --require/--must-beat; it was never started.
+STATUSES = (
+    "building",
+    "starting",
+    "healthy",
+    "standby",
+    "failed",
+    "refused",
+    "stopped",
+    "rolled-back",
+)
 # What a version is while an operation brings it up; found with no lease held, it was abandoned.
 UNFINISHED = ("building", "starting")
 LEASE_S = 10.0

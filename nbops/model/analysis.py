@@ -26,6 +26,7 @@ from nbops.model.pipeline import (
     Step,
     Test,
 )
+from nbops.model.references import reference_hints
 from nbops.model.sections import (
     CodeCell,
     Section,
@@ -110,8 +111,10 @@ class _Analysis:
             diagnostics=tuple(sorted(self.diagnostics, key=_diagnostic_order)),
             cells=self.cells,
         )
-        # Example cells are judged against the endpoints, which exist only now.
+        # Example cells and references are judged against the endpoints, which exist only now.
         examples = example_diagnostics(pipeline)
+        if not pipeline.errors:
+            examples += reference_hints(pipeline)
         if not examples:
             return pipeline
         found = sorted([*pipeline.diagnostics, *examples], key=_diagnostic_order)

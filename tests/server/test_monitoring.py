@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
+import subprocess
 import threading
 import time
 import urllib.request
@@ -17,10 +18,12 @@ import pytest
 from test_server import Fetch, cli, finished, get, refused, stable, write
 from traitlets.config import Config
 
-from nbops.deploy import health
 from nbops.deploy import local as deploy
+from nbops.deploy import records
 from nbops.deploy.processes import free_port
+from nbops.deploy.records import Deployment
 from nbops.run.home import Home
+from nbops.run.pids import start_time
 
 # A served function with a reference: the build profiles `x` (0..9) and its output.
 DRIFTING = [
@@ -121,7 +124,7 @@ def call(url: str, body: dict[str, Any]) -> None:
 
 @pytest.fixture
 def older_build() -> Iterator[int]:
-    """A service without /monitoring (built before it existed): every path answers 404."""
+    """A service built before /monitoring existed, as far as nbops can tell: every path 404."""
 
     class NotFound(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -138,22 +141,33 @@ def older_build() -> Iterator[int]:
     server.server_close()
 
 
-def test_a_version_without_monitoring_says_why(older_build: int) -> None:
-    row = {"version": 3, "status": "healthy", "port": older_build}
+@pytest.fixture
+def older_build_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A process to stand for the older build's service (stopping the deployment ends it)."""
+    process = subprocess.Popen(["sleep", "120"])
+    yield process
+    process.kill()
+    process.wait()
 
-    assert health.version_monitoring(row) == (
-        None,
-        "v3 has no /monitoring: it was built before services watched their inputs. "
-        "Deploy the notebook again to see drift.",
+
+async def test_a_version_without_monitoring_says_why(
+    jp_fetch: Fetch, root: Path, older_build: int, older_build_process: subprocess.Popen[bytes]
+) -> None:
+    now = time.time()
+    serving = Deployment(
+        name="old", version=3, status="healthy", build_dir=str(root), build_id="b",
+        notebook_sha256="s", run_id=None, port=older_build, pid=older_build_process.pid,
+        url="http://127.0.0.1:1", reason=None, log_tail=None, started_by="test",
+        created_at=now, updated_at=now, healthy_at=now, current=1,
+        pid_started=start_time(older_build_process.pid),
+    )  # fmt: skip
+    records.insert(Home(root / ".nbops").db(), serving)
+
+    view = await get(jp_fetch, "deployments/old/monitoring")
+
+    assert (view["deployment"]["name"], view["deployment"]["version"]) == ("old", 3)
+    assert view["monitoring"] is None
+    assert view["monitoring_error"] == (
+        "v3 has no /monitoring (built before nbops monitored services)"
     )
-
-
-def test_a_version_that_does_not_serve_is_not_asked() -> None:
-    assert health.version_monitoring({"version": 2, "status": "failed", "port": None}) == (
-        None,
-        "v2 is not serving (failed).",
-    )
-    gone = {"version": 2, "status": "healthy", "port": free_port()}
-    report, error = health.version_monitoring(gone)
-    assert report is None and error is not None
-    assert error.startswith("v2's /monitoring does not answer (")
+    assert view["proxy"] is None  # no proxy was ever started for it

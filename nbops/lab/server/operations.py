@@ -265,10 +265,8 @@ def monitoring(name: str, *, home: Home) -> dict[str, Any]:
     serving version's `/monitoring` (or null and `monitoring_error`) and its proxy's stats."""
     from nbops.deploy import health
 
-    view = health.monitoring(home, name)
-    if view is None:
-        raise _not_found(name)
-    return view
+    _known(name, home)
+    return health.monitoring(name, home)
 
 
 def with_metrics(deployment: dict[str, Any], home: Home) -> dict[str, Any]:
@@ -336,10 +334,6 @@ def _known(name: str, home: Home) -> None:
     from nbops.deploy import records
 
     if not records.history(home.db(), name):
-        raise _not_found(name)
-
-
-def _not_found(name: str) -> DeploymentNotFound:
-    return DeploymentNotFound(
-        f"nothing named {name!r} was ever deployed.", fix="`nbops status` lists them."
-    )
+        raise DeploymentNotFound(
+            f"nothing named {name!r} was ever deployed.", fix="`nbops status` lists them."
+        )
