@@ -16,9 +16,13 @@ import {
 } from '../monitor';
 import type { IDeployment, IMonitoringView } from '../tokens';
 
+/** The watch's badge and reason; a rollback it made is the notice's to say. */
 export function WatchLine({ deployment }: { deployment: IDeployment }) {
   const watch = watchView(deployment);
-  if (watch === null) {
+  if (
+    watch === null ||
+    (watch.state === 'rolled-back' && deployment.rolled_back)
+  ) {
     return null;
   }
   return (
@@ -27,9 +31,7 @@ export function WatchLine({ deployment }: { deployment: IDeployment }) {
       data-testid="nbops-watch"
       data-watch={watch.state}
     >
-      <span className={`nbops-Badge nbops-mod-${watch.state}`}>
-        {watch.state}
-      </span>
+      <WatchBadge state={watch.state} />
       <span className="nbops-Watch-detail" data-testid="nbops-watch-detail">
         {watch.detail}
       </span>
@@ -37,12 +39,21 @@ export function WatchLine({ deployment }: { deployment: IDeployment }) {
   );
 }
 
-/** Said in the panel for as long as the version that came back serves. */
+function WatchBadge({ state }: { state: string }) {
+  return <span className={`nbops-Badge nbops-mod-${state}`}>{state}</span>;
+}
+
+/**
+ * A rollback the watch made by itself, said for as long as the version that came back serves;
+ * it carries the watch's label then, unless a newer version is being watched.
+ */
 export function RollbackNotice({ deployment }: { deployment: IDeployment }) {
   const rolled = deployment.rolled_back;
   if (!rolled) {
     return null;
   }
+  const watch = watchView(deployment);
+  const labelled = watch?.state === 'rolled-back';
   const at = new Date(rolled.at * 1000).toLocaleTimeString();
   return (
     <div
@@ -51,11 +62,22 @@ export function RollbackNotice({ deployment }: { deployment: IDeployment }) {
       data-testid="nbops-rollback-notice"
       data-version={rolled.version}
     >
-      <b>
-        Rolled back by its watch at {at}: v{rolled.version} stopped, v
-        {deployment.version} serves again.
-      </b>
-      <div data-testid="nbops-rollback-reason">{rolled.reason}</div>
+      <div
+        className="nbops-Watch"
+        data-testid={labelled ? 'nbops-watch' : undefined}
+        data-watch={labelled ? 'rolled-back' : undefined}
+      >
+        <WatchBadge state="rolled-back" />
+        <b>
+          v{rolled.version} stopped at {at}; v{deployment.version} serves again.
+        </b>
+      </div>
+      <div
+        className="nbops-RollbackNotice-reason"
+        data-testid="nbops-rollback-reason"
+      >
+        {rolled.reason}
+      </div>
     </div>
   );
 }
