@@ -1,6 +1,7 @@
 """The deployment panel watching a deployment in a real JupyterLab: drift per field against the
 build's reference, then a new version that fails a fifth of its requests, watched and rolled
-back by itself while a client keeps calling, which the panel and a notification announce."""
+back by itself while a client keeps calling, which the panel and a notification announce; the
+version that came back is then degraded by the drift in its window."""
 
 from __future__ import annotations
 
@@ -139,7 +140,11 @@ def test_the_panel_shows_drift_and_a_rollback_the_watch_made(
     notice.wait_for(timeout=20_000)
     assert notice.get_attribute("data-version") == "2"
     assert reason in notice.inner_text()
-    assert sidebar.get_by_test_id("nbops-watch").get_attribute("data-watch") == "rolled-back"
+    # v1 serves again, stable, so its watch judges it: the tripled charges in its window are a
+    # breach, which makes it degraded (no automatic rollback of a stable version).
+    watch = sidebar.get_by_test_id("nbops-watch")
+    page.wait_for_selector('[data-testid="nbops-watch"][data-watch="degraded"]', timeout=20_000)
+    assert "monthly_charges" in watch.inner_text(), watch.inner_text()
     toast = page.locator(".jp-toastContainer", has_text="rolled back by its watch")
     toast.wait_for(timeout=20_000)
     assert "churn v2 rolled back by its watch" in toast.inner_text()
