@@ -1,6 +1,19 @@
 """nbops: take a tagged Jupyter notebook to production without a rewrite."""
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """`from nbops import artifacts` (`artifacts.load("model")`), imported when first asked for,
+    so that `import nbops` stays cheap."""
+    if name == "artifacts":
+        from nbops.run import artifacts
+
+        return artifacts
+    raise AttributeError(f"module 'nbops' has no attribute {name!r}")
+
 
 # Jupyter's entry points. Each imports what it needs when called, so `import nbops` (and the
 # CLI) never pays for jupyter_server, tornado or ipywidgets.

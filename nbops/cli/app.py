@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -49,6 +51,49 @@ PARAM = click.option(
     metavar="NAME=VALUE",
     help="Set a parameter (repeatable); values are Python literals, else text.",
 )
+
+
+def params_options(command: F) -> F:
+    """`-p NAME=VALUE` and `--params-file FILE` for a command that makes one run: the file's
+    values come first, so a `-p` of the same name wins."""
+
+    @functools.wraps(command)
+    def with_file(*args: Any, params_file: str | None = None, **kwargs: Any) -> Any:
+        found = read_params_file(params_file) or {}
+        pairs = tuple(f"{name}={value!r}" for name, value in found.items())
+        kwargs["params"] = (*pairs, *kwargs.get("params", ()))
+        return command(*args, **kwargs)
+
+    option = click.option(
+        "--params-file",
+        type=click.Path(dir_okay=False),
+        help="Parameters from a YAML file (NAME: VALUE lines); -p wins over it.",
+    )
+    return cast(F, PARAM(option(with_file)))
+
+
+def read_params_file(path: str | None) -> dict[str, Any] | None:
+    """A YAML file of NAME: VALUE lines, or None without one."""
+    if path is None:
+        return None
+    import yaml
+
+    from nbops.errors import ParameterError
+
+    try:
+        found = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ParameterError(
+            f"--params-file {path}: {error}", fix="Give a YAML file of NAME: VALUE lines."
+        ) from None
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise ParameterError(
+            f"--params-file {path} holds a {type(found).__name__}, not NAME: VALUE lines.",
+            fix="Write one parameter per line, e.g. `n_estimators: [10, 50]`.",
+        )
+    return found
 
 
 def format_option(*choices: str) -> Callable[[F], F]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
+from nbops.cli.app import NOTEBOOK, cli, format_option, params_options
 from nbops.cli.executing import execution_options, executor_from
 
 
@@ -21,7 +21,7 @@ from nbops.cli.executing import execution_options, executor_from
     metavar="DIR",
     help="Where to write the build.  [default: build/<name>]",
 )
-@PARAM
+@params_options
 @click.option("--no-run", is_flag=True, help="Use the latest run of this notebook; run nothing.")
 @click.option(
     "--check", is_flag=True, help="Exit 1 if the build in DIR is out of date with the notebook."

@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
-from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
+from nbops.cli.app import NOTEBOOK, cli, format_option, params_options
 
 
 @cli.command("test")
 @click.argument("notebook", type=NOTEBOOK)
-@PARAM
+@params_options
 @click.option(
     "--require",
     "gates",

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from nbops.cli.app import NOTEBOOK, PARAM, cli, format_option
+from nbops.cli.app import NOTEBOOK, cli, format_option, params_options
 from nbops.cli.executing import execution_options, executor_from
 
 
@@ -17,7 +17,7 @@ from nbops.cli.executing import execution_options, executor_from
 @click.argument("target", metavar="NOTEBOOK_OR_BUILD", type=NOTEBOOK)
 @click.option("--name", help="Deployment name.  [default: the notebook's name]")
 @click.option("--port", type=int, help="Stable port of the service.  [default: as before, or 8000]")
-@PARAM
+@params_options
 @click.option(
     "--target",
     "where",

@@ -86,26 +86,9 @@ def _run_one(pipeline: Any, parameters: dict[str, Any], **options: Any) -> Any:
 
 
 def _params_file(path: str | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    import yaml
+    from nbops.cli.app import read_params_file
 
-    from nbops.errors import ParameterError
-
-    try:
-        found = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ParameterError(
-            f"--params-file {path}: {error}", fix="Give a YAML file of NAME: VALUE lines."
-        ) from None
-    if found is None:
-        return {}
-    if not isinstance(found, dict):
-        raise ParameterError(
-            f"--params-file {path} holds a {type(found).__name__}, not NAME: VALUE lines.",
-            fix="Write one parameter per line, e.g. `n_estimators: [10, 50]`.",
-        )
-    return found
+    return read_params_file(path)
 
 
 def _single(
