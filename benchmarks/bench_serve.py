@@ -1,5 +1,6 @@
 """Serving churn's `predict`: the generated service against a hand-written FastAPI app and Jupyter
-Kernel Gateway's notebook-http mode, side by side on loopback at concurrency 1, 8 and 32."""
+Kernel Gateway's notebook-http mode, side by side on loopback at concurrency 1, 8 and 32; and
+against itself with its monitoring off (NBOPS_MONITORING=false), to show what the window costs."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import kernel_gateway
 from load import LoadResult, ceiling, drive, free_port, pinned, server_and_client_cpus
 from measure import RUNS, BenchmarkFailed, Measurement, run_checked, user_environment, venv_binary
-from servers import Server, ServerSpec, cpu_seconds, post, serving
+from servers import Server, ServerSpec, cpu_seconds, get, post, serving
 
 NAME = "serve"
 HERE = Path(__file__).resolve().parent
@@ -26,6 +27,7 @@ REPO = HERE.parent
 CHURN = REPO / "example_notebooks" / "churn.ipynb"
 LEVELS = (1, 8, 32)
 GENERATED = "generated service"
+UNMONITORED = "generated service, monitoring off"
 HANDWRITTEN = "hand-written FastAPI app"
 GATEWAY = "Kernel Gateway notebook-http"
 CEILING_FACTOR = 5  # the generator must manage this many times the fastest server's req/s
@@ -79,6 +81,7 @@ def run(*, quick: bool = False, runs: int = RUNS) -> list[Measurement]:
         limit = ceiling(concurrency=32, duration=1.0, server_cpu=server_cpu, client_cpu=client_cpu)
         with pinned(client_cpu):
             _warm_up(servers, body, plan)
+            _check_monitoring(servers)
             results = _measure(servers, body, plan)
     _check_results(results, limit)
     summary = summarise(servers, results)
@@ -120,20 +123,29 @@ def example_payload(notebook: Path) -> dict[str, Any]:
 
 
 def _specs(build: Path, gateway: Path, folder: Path, env: dict[str, str]) -> list[ServerSpec]:
-    """The three servers, each one process (one uvicorn worker; the gateway with one kernel).
+    """The four servers, each one process (one uvicorn worker; the gateway with one kernel).
 
     The generated service runs as users run it, `nbops serve` (uvicorn, one worker, the
-    service's own JSON request log instead of uvicorn's access log); the hand-written app as
-    `uvicorn` with its defaults."""
+    service's own JSON request log instead of uvicorn's access log), twice: with its defaults,
+    which watch drift against churn's reference profile, and with NBOPS_MONITORING=false; the
+    hand-written app as `uvicorn` with its defaults."""
     generated_port, handwritten_port, gateway_port = free_port(), free_port(), free_port()
+    unmonitored_port = free_port()
     handwritten = (sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--app-dir", str(HERE))
     seed = kernel_gateway.seed_notebook(CHURN, folder / "churn-notebook-http.ipynb")
+    nbops = str(venv_binary("nbops"))
     return [
         ServerSpec(
             GENERATED,
-            (str(venv_binary("nbops")), "serve", str(build), "--port", str(generated_port)),
+            (nbops, "serve", str(build), "--port", str(generated_port)),
             env,
             generated_port,
+        ),
+        ServerSpec(
+            UNMONITORED,
+            (nbops, "serve", str(build), "--port", str(unmonitored_port)),
+            {**env, "NBOPS_MONITORING": "false"},
+            unmonitored_port,
         ),
         ServerSpec(
             HANDWRITTEN,
@@ -171,6 +183,20 @@ def _warm_up(servers: Sequence[Server], body: bytes, plan: Plan) -> None:
             server.url, body, concurrency=8, duration=plan.warm_up_s, max_requests=plan.warm_up
         )
         _check_no_errors(server.name, result)
+
+
+def _check_monitoring(servers: Sequence[Server]) -> None:
+    """After the warm-up, the generated service must be watching drift and the other copy not,
+    or the on/off rows would compare nothing."""
+    found = {
+        s.name: get(s.url.replace("/predict", "/monitoring"), timeout=30)
+        for s in servers
+        if s.name in (GENERATED, UNMONITORED)
+    }
+    on, off = found[GENERATED], found[UNMONITORED]
+    watched = [r for r in on["routes"] if r["reason"] is None and r["requests"] > 0]
+    if not (on["enabled"] and watched) or off["enabled"]:
+        raise BenchmarkFailed(f"monitoring is not on in one copy and off in the other: {found}")
 
 
 def _measure(servers: Sequence[Server], body: bytes, plan: Plan) -> Results:
@@ -263,6 +289,9 @@ def _ratio_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
 
     rps, cpu = "requests_per_second", "cpu_ms_per_request"
     return [
+        f"monitoring on / off at c=1 / 8 / 32: throughput {ratios(UNMONITORED, rps)} "
+        f"(aim >= 0.95), p99 {ratios(UNMONITORED, 'p99_ms')} (aim <= 1.1), "
+        f"server CPU per request {ratios(UNMONITORED, cpu)}",
         f"generated / hand-written at c=1 / 8 / 32: throughput {ratios(HANDWRITTEN, rps)} "
         f"(aim >= 0.9), p99 {ratios(HANDWRITTEN, 'p99_ms')} (aim <= 1.2)",
         f"generated / Kernel Gateway at c=1 / 8 / 32: throughput {ratios(GATEWAY, rps)} "
@@ -284,15 +313,19 @@ def _method(limit: LoadResult, plan: Plan) -> str:
 def _rows(
     results: Results, summary: dict[str, dict[str, Any]], limit: LoadResult
 ) -> list[Measurement]:
-    """Per level, against the hand-written app: time per answer, p99 and server CPU per
-    request; against the gateway: time per answer and p99."""
+    """Per level, against the service with its monitoring off: time per answer and p99; against
+    the hand-written app: time per answer, p99 and server CPU per request; against the gateway:
+    time per answer and p99."""
     notes = {"servers": summary, "load_generator_ceiling": limit.summary()}
     rows = []
     for level in LEVELS:
         ours = results[(GENERATED, level)]
         handwritten, gateway = results[(HANDWRITTEN, level)], results[(GATEWAY, level)]
+        unmonitored = results[(UNMONITORED, level)]
         row = partial(_row, level, ours, notes=notes)
         rows += [
+            row(UNMONITORED, unmonitored, "1 / throughput", "throughput >= 0.95x of off", 1 / 0.95),
+            row(UNMONITORED, unmonitored, "p99 latency", "<= 1.1x of off", 1.1),
             row(HANDWRITTEN, handwritten, "1 / throughput", "throughput >= 0.9x", 1 / 0.9),
             row(HANDWRITTEN, handwritten, "p99 latency", "<= 1.2x", 1.2),
             # No aim: it explains the two rows above, and stays steady on a busy machine.

@@ -117,6 +117,12 @@ def post(url: str, body: bytes, *, timeout: float) -> Any:
         return json.loads(response.read())
 
 
+def get(url: str, *, timeout: float) -> Any:
+    """The JSON answer to one GET; an HTTP error status raises HTTPError (a URLError)."""
+    with _OPENER.open(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds spent so far by `pid` and the processes under it (the
     gateway's kernel is its child); NaN where there is no /proc.

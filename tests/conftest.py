@@ -17,6 +17,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "example_notebooks"
 # Deploys in tests replace the serving version at once, as before the watch: tests of the watch
 # (tests/test_watch.py) give --watch themselves, and one of them checks the default of 3m.
 os.environ.setdefault("NBOPS_WATCH", "0")
+# `nbops test` keeps going after a failing test cell by default where CI is set (as CI services
+# set it): the tests give --keep-going or --stop-at-first themselves where it matters.
+os.environ.pop("CI", None)
 
 # A code cell as (source, tags); a plain string is a markdown cell.
 CellSpec = tuple[str, Sequence[str]] | str

@@ -63,7 +63,7 @@ def test_a_build_holds_code_artifacts_tests_report_and_manifest(tmp_path: Path, 
     entry = manifest["artifacts"]["scale.scaled"]
     bundled = out / entry["file"]
     assert hashlib.sha256(bundled.read_bytes()).hexdigest() == entry["sha256"]
-    assert "5 passed in" in result.tests_output  # the test cell, and the service's smoke tests
+    assert "6 passed in" in result.tests_output  # the test cell, and the service's smoke tests
     assert (out / "pipeline" / "steps" / "scale.py").is_file()
     assert "mean" in (out / "report.html").read_text()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left

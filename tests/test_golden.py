@@ -2,7 +2,8 @@
 
 tests/golden/<example>/ holds exactly what `render_pipeline`, `render_tests` and `render_service`
 return for example_notebooks/<example>.ipynb, laid out as in a build, except the verbatim copies
-of nbops/run/store.py, capture.py and metric_values.py, checked on their own. After an intended
+of nbops/run/store.py, capture.py and metric_values.py (in pipeline/) and nbops/build/profile.py
+(in service/), checked on their own. After an intended
 change to the templates or to codegen, rewrite the golden files with
 
     NBOPS_UPDATE_GOLDEN=1 pytest tests/test_golden.py
@@ -16,12 +17,13 @@ import ast
 import difflib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from nbops.build.codegen import render_pipeline, render_tests
-from nbops.build.service import render_service
+from nbops.build.service import SERVICE_COPIES, render_service
 from nbops.model.analysis import analyse
 from nbops.model.notebook import load_notebook
 from nbops.run import capture, metric_values, store
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 EXAMPLES = ("churn", "kale_dialect", "regression")
 VERBATIM = {f"pipeline/{Path(str(m.__file__)).name}": m for m in (capture, metric_values, store)}
+VERBATIM |= SERVICE_COPIES
 UPDATE = os.environ.get("NBOPS_UPDATE_GOLDEN") == "1"
 
 
@@ -79,13 +82,14 @@ def test_generated_code_matches_the_golden_files(example: str) -> None:
             pytest.fail(f"{relative} differs from its golden file. {hint}\n{diff}")
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.parametrize("example", ("churn", "regression"))  # the examples that serve
 @pytest.mark.parametrize("path", sorted(VERBATIM))
 def test_the_shared_modules_are_copied_into_the_build_verbatim(example: str, path: str) -> None:
     pipeline = analyse(load_notebook(ROOT / "example_notebooks" / f"{example}.ipynb"))
-    copied = render_pipeline(pipeline)[path]
+    copied = {**render_pipeline(pipeline), **render_service(pipeline)}[path]
     assert copied == Path(str(VERBATIM[path].__file__)).read_text(encoding="utf-8")
-    # The build runs without nbops installed, so the copy must not import it.
+    # The build runs without nbops installed, so the copy must not import it, nor anything but
+    # the standard library before it is called.
     imported = [
         alias.name if isinstance(node, ast.Import) else node.module or ""
         for node in ast.walk(ast.parse(copied))
@@ -93,6 +97,13 @@ def test_the_shared_modules_are_copied_into_the_build_verbatim(example: str, pat
         for alias in node.names
     ]
     assert not [name for name in imported if name.split(".")[0] == "nbops"]
+    top = [
+        alias.name if isinstance(node, ast.Import) else node.module or ""
+        for node in ast.parse(copied).body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    ]
+    assert {name.split(".")[0] for name in top} <= sys.stdlib_module_names | {"__future__"}
 
 
 def test_every_example_has_golden_files() -> None:

@@ -118,6 +118,66 @@ def test_a_failing_test_cell_is_named_in_output_junit_report_and_copy(tiny: Path
 
 
 @pytest.mark.slow
+def test_keep_going_reports_every_failing_test_cell(make_notebook: MakeNotebook) -> None:
+    path = make_notebook(
+        [
+            ("x = 1", ["step:a"]),
+            ("assert x == 2, 'first'", ["test"]),
+            ("assert x == 1", ["test"]),
+            ("assert x == 3, 'second'", ["test"]),
+            ("y = x + 1", ["step:b"]),
+            ("assert y == 5, 'third'", ["test"]),
+            ("z = y / 0", ["step:c"]),
+            ("assert z", ["test"]),
+        ]
+    )
+    junit = path.parent / "junit.xml"
+
+    result = nbops_test(path, "--keep-going", "--junit", junit)
+
+    assert result.exit_code == 1, result.output
+    assert lines(result)[:2] == [
+        "FAILED  cell 6 [step:c] (c6) line 1: ZeroDivisionError: division by zero",
+        "        z = y / 0",
+    ]
+    shown = "\n".join(lines(result))
+    for cell, message in [(1, "first"), (3, "second"), (5, "third")]:
+        assert f"FAILED  cell {cell} [test] (c{cell}) line 1: AssertionError: {message}" in shown
+    assert "passed  cell 2 [test] (c2)" in shown
+    assert "not run cell 7 [test] (c7)" in shown
+    assert "cell 6 [step:c] (c6) raised; test cells 3 failed, 1 not run, 1 passed" in shown
+    xml = junit.read_text()
+    assert xml.count("<failure ") == 3 and xml.count("<error ") == 1
+    assert '<skipped message="not run: cell 6 [step:c] (c6) failed first" />' in xml
+
+    stopped = nbops_test(path, "--stop-at-first", "--format", "json")
+    report = json.loads(stopped.stdout)
+    assert [t["status"] for t in report["tests"]] == [
+        "failed",
+        "not run",
+        "not run",
+        "not run",
+        "not run",
+    ]
+    assert len(report["failed_cells"]) == 1
+
+
+def test_keep_going_is_the_default_where_ci_is_set(
+    make_notebook: MakeNotebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_notebook(
+        [("x = 1", ["step:a"]), ("assert x == 2", ["test"]), ("assert x == 1", ["test"])]
+    )
+    monkeypatch.setenv("CI", "true")
+    kept_going = json.loads(nbops_test(path, "--format", "json").stdout)
+    monkeypatch.setenv("CI", "false")
+    stopped = json.loads(nbops_test(path, "--format", "json").stdout)
+
+    assert [t["status"] for t in kept_going["tests"]] == ["failed", "passed"]
+    assert [t["status"] for t in stopped["tests"]] == ["failed", "not run"]
+
+
+@pytest.mark.slow
 def test_a_failing_gate_fails_the_run_and_is_a_junit_failure(tiny: Path) -> None:
     junit = tiny.parent / "junit.xml"
     result = nbops_test(tiny, "-p", "n=3", "--require", "accuracy>=0.99", "--junit", junit)

@@ -179,7 +179,9 @@ def api_schema(server: Server) -> schemathesis.BaseSchema:
 
 FUNCTIONS = ["score", "centroid", "area", "echo", "above", "total", "greet", "scaled"]
 OPERATIONS = [("POST", f"/{f}{batch}") for f in FUNCTIONS for batch in ("", "/batch")]
-OPERATIONS += [("GET", path) for path in ("/healthz", "/readyz", "/metrics", "/version")]
+OPERATIONS += [
+    ("GET", path) for path in ("/healthz", "/readyz", "/metrics", "/monitoring", "/version")
+]
 
 
 def test_the_document_has_the_operations_checked_below(api_schema: schemathesis.BaseSchema) -> None:

@@ -1,8 +1,10 @@
 """Reference profiles: what an endpoint's inputs and outputs look like on representative rows.
 
 Pure: rows in, a JSON-ready profile out. The build stores one per endpoint tagged
-`reference=`; a service bins each request's values with `bin_counts` and compares its window
-with the reference through `psi`. pandas and numpy are imported only when a profile is made.
+`reference=`; the generated service holds a verbatim copy of this module (`service/profile.py`),
+bins each request's values with `binner` and compares its window with the reference through
+`psi`. So it imports only the standard library at the top: pandas and numpy are imported only
+when a profile is made.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ EPSILON = 1e-4  # the share an empty bin counts as in the PSI, so its logarithm 
 DIGITS = 6  # shares are rounded, so the same rows give the same bytes on every machine
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+NO_BIN = -1  # what `binner` gives for a value of a field with no bins
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,8 @@ def reference_profile(
     names = list(fields) if fields is not None else [str(c) for c in frame.columns]
     absent = [name for name in names if name not in frame.columns]
     if absent:
-        have = ", ".join(map(str, frame.columns))
-        raise ValueError(f"the reference rows have no column {', '.join(absent)} (they have {have})")
+        have, missing = ", ".join(map(str, frame.columns)), ", ".join(absent)
+        raise ValueError(f"the reference rows have no column {missing} (they have {have})")
     inputs = tuple(field_profile(name, frame[name]) for name in names)
     if call is None:
         return Profile(len(frame), 0, inputs, ())
@@ -191,21 +194,52 @@ def numeric_edges(values: Sequence[float], bins: int = BINS) -> tuple[float, ...
 def bin_counts(field: FieldProfile, values: Iterable[Any]) -> tuple[list[int], int]:
     """How many of `values` fall in each of the field's bins, and how many are missing. A
     number outside the reference's range counts in the first or last bin, an unseen category
-    in `__other__`. Plain Python: cheap enough for every request."""
-    if field.kind == NUMERIC:
-        counts, inner = [0] * max(len(field.edges) - 1, 0), field.edges[1:-1]
-    else:
-        counts, index = [0] * len(field.categories), {c: i for i, c in enumerate(field.categories)}
+    in `__other__`, a value that is no number in a numeric field as missing."""
+    place = binner(field)
+    counts = [0] * bin_total(field)
     missing = 0
     for value in values:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        index = place(value)
+        if index is None:
             missing += 1
-        elif field.kind == NUMERIC:
-            if counts:
-                counts[bisect.bisect_right(inner, float(value))] += 1
-        else:
-            counts[index.get(_label(value), len(counts) - 1)] += 1
+        elif index != NO_BIN:
+            counts[index] += 1
     return counts, missing
+
+
+def bin_total(field: FieldProfile) -> int:
+    """How many bins the field has: one fewer than its edges, or one per category."""
+    return max(len(field.edges) - 1, 0) if field.kind == NUMERIC else len(field.categories)
+
+
+def binner(field: FieldProfile) -> Callable[[Any], int | None]:
+    """The bin of one value of the field: its index, None when the value is missing, or
+    `NO_BIN` for a numeric field the reference had no values of. The edges and the categories'
+    index are worked out here, once, so a service can call it on every request: plain Python,
+    well under a microsecond."""
+    if field.kind == NUMERIC:
+        inner, has_bins = field.edges[1:-1], len(field.edges) > 1
+
+        def numeric(value: Any) -> int | None:
+            if value is None:
+                return None
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return None
+            if math.isnan(number):
+                return None
+            return bisect.bisect_right(inner, number) if has_bins else NO_BIN
+
+        return numeric
+    index, other = {c: i for i, c in enumerate(field.categories)}, len(field.categories) - 1
+
+    def categorical(value: Any) -> int | None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return index.get(_label(value), other)
+
+    return categorical
 
 
 def psi(reference: Sequence[float], window: Sequence[float], epsilon: float = EPSILON) -> float:

@@ -27,6 +27,8 @@ from nbops.build.codegen import (
 from nbops.model.dataflow import scan
 from nbops.errors import PipelineError
 from nbops.model.examples import smoke_example
+from nbops.build import profile
+from nbops.build.reference import call_plan
 from nbops.build.hints import SHARED, TYPED_DICT, NotebookTypes, field_type, notebook_types
 from nbops.model.pipeline import Argument, CellRef, Endpoint, Pipeline
 from nbops.model.plain_python import Import, PlainPython
@@ -38,6 +40,7 @@ SERVICE_FILES = {
     "service/endpoints.py": "service/endpoints.py.j2",
     "service/errors.py": "service/errors.py.j2",
     "service/main.py": "service/main.py.j2",
+    "service/monitoring.py": "service/monitoring.py.j2",
     "service/observability.py": "service/observability.py.j2",
     "service/operations.py": "service/operations.py.j2",
     "service/routes.py": "service/routes.py.j2",
@@ -46,6 +49,8 @@ SERVICE_FILES = {
     "service/settings.py": "service/settings.py.j2",
     "tests/test_service_smoke.py": "service/test_service_smoke.py.j2",
 }
+# Modules of nbops the service holds verbatim copies of: they import only the standard library.
+SERVICE_COPIES = {"service/profile.py": profile}
 # What each request model has besides the function's arguments: its methods.
 REQUEST_METHODS = frozenset({"call", "given"})
 
@@ -56,7 +61,10 @@ def render_service(pipeline: Pipeline) -> dict[str, str]:
     if not pipeline.endpoints:
         return {}
     context = service_context(pipeline)
-    return {path: render(template, context) for path, template in sorted(SERVICE_FILES.items())}
+    files = {path: render(template, context) for path, template in SERVICE_FILES.items()}
+    for path, module in SERVICE_COPIES.items():  # copied as they are, like pipeline/store.py
+        files[path] = Path(str(module.__file__)).read_text(encoding="utf-8")
+    return dict(sorted(files.items()))
 
 
 def write_service(pipeline: Pipeline, build_dir: str | Path) -> list[Path]:
@@ -133,7 +141,23 @@ def _endpoint(pipeline: Pipeline, endpoint: Endpoint, types: NotebookTypes) -> d
         "uses_shared": any(f"{SHARED}." in text for text in texts),
         "uses_typed_dict": any(f"{TYPED_DICT}(" in text for text in texts),
         "example": _example(pipeline, endpoint),
+        "monitored": _monitored(pipeline, endpoint, fields),
     }
+
+
+def _monitored(
+    pipeline: Pipeline, endpoint: Endpoint, fields: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Where a request's input fields are, for an endpoint with a reference profile: the one
+    argument whose dict holds them (its attribute), or the arguments that are the fields."""
+    if not endpoint.reference:
+        return None
+    plan = call_plan(pipeline, endpoint)
+    attributes = {f["name"]: f["attribute"] for f in fields}
+    if plan["argument"]:
+        return {"argument": attributes[plan["argument"]], "fields": []}
+    named = [{"name": name, "attribute": attributes[name]} for name in plan["fields"]]
+    return {"argument": None, "fields": named}
 
 
 _KINDS = (

@@ -120,13 +120,16 @@ class CellOutcome:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Parameter overrides, the per-cell timeout in seconds (0: none), the kernel, and where to
-    keep the executed copy (None: a temporary folder)."""
+    """Parameter overrides, the per-cell timeout in seconds (0: none), the kernel, where to
+    keep the executed copy (None: a temporary folder), and whether to go on after a failing
+    test cell."""
 
     overrides: Mapping[str, Any] = field(default_factory=dict)
     timeout: int = 600
     kernel: str | None = None
     output: Path | None = None
+    # Go on after a failing test cell, so that every failing test cell is reported.
+    keep_going: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,20 @@ class HeadlessRun:
     metrics: Mapping[str, float]
     metric_problems: Mapping[str, str]
     duration: float
+    # Every cell that raised, in order; `failure` is the first. More than one only with
+    # keep_going, when test cells may fail and the run goes on.
+    failures: tuple[CellFailure, ...] = ()
 
     @property
     def passed(self) -> bool:
         return self.failure is None
+
+    @property
+    def stopped(self) -> CellFailure | None:
+        """The cell that is not a test cell whose failure ended the run (a step, setup, ...)."""
+        tests = {outcome.cell.id for outcome in self.tests}
+        failures = self.failures or ((self.failure,) if self.failure else ())
+        return next((f for f in failures if f.cell.id not in tests), None)
 
     def as_dict(self, gates: Sequence[GateResult] = ()) -> dict[str, Any]:
         """What `nbops test --format json` prints; metrics that are not finite numbers are null."""
@@ -170,6 +183,7 @@ class HeadlessRun:
             "kernel": self.kernel,
             "parameters": {name: _jsonable(value) for name, value in self.parameters.items()},
             "failed_cell": self.failure.as_dict() if self.failure else None,
+            "failed_cells": [failure.as_dict() for failure in self.failures],
             "tests": [outcome.as_dict() for outcome in self.tests],
             "metrics": {name: _finite(value) for name, value in self.metrics.items()},
             "metric_problems": dict(self.metric_problems),
@@ -261,7 +275,9 @@ def execute_headless(
     import nbformat
 
     node = read_node(pipeline.notebook)
-    prepared = prepare_copy(node, pipeline, overridden=bool(options.overrides))
+    prepared = prepare_copy(
+        node, pipeline, overridden=bool(options.overrides), keep_going=options.keep_going
+    )
     kernel = options.kernel or (node.metadata.get("kernelspec") or {}).get("name") or DEFAULT_KERNEL
     labels = cell_labels(pipeline)
     started = time.perf_counter()
@@ -274,7 +290,8 @@ def execute_headless(
         kernel_log = Path(folder) / "kernel.log"
         error = _papermill(source, output, pipeline, options, kernel, progress, kernel_log)
         executed = nbformat.read(output, as_version=4)  # type: ignore[no-untyped-call]
-    failure = _failure(executed, error, labels) if error is not None else None
+    failures = _failures(executed, error, labels) if error is not None else []
+    failure = failures[0] if failures else None
     values, problems = read_metrics(executed)
     return HeadlessRun(
         notebook=pipeline.notebook,
@@ -284,7 +301,8 @@ def execute_headless(
         executed=executed,
         output=output if options.output else None,
         failure=failure,
-        tests=_test_outcomes(pipeline, executed, labels, failure),
+        tests=_test_outcomes(pipeline, executed, labels, failures),
+        failures=tuple(failures),
         metrics=values,
         metric_problems=problems,
         duration=time.perf_counter() - started,
@@ -382,19 +400,59 @@ def _added(cell: Any) -> CellLabel:
 # reading the executed copy
 
 
-def _failure(executed: Any, error: Any, labels: Mapping[str, CellLabel]) -> CellFailure:
-    """The failing cell papermill reports, with the line of the cell the exception came from."""
+def _failures(executed: Any, error: Any, labels: Mapping[str, CellLabel]) -> list[CellFailure]:
+    """Every cell that raised, in order (more than one only when test cells may raise and the
+    run went on), each with the line of the cell the exception came from. papermill reports
+    one (the last); the cells' own error outputs tell them all."""
     # papermill's cell_index counts the cells before it added its error markers.
     cells = [c for c in executed.cells if ERROR_MARKER_TAG not in (c.metadata.get("tags") or [])]
+    found = [_cell_failure(cell, labels) for cell in cells if _error_output(cell) is not None]
+    return [f for f in found if f is not None] or [_failure(cells, error, labels)]
+
+
+def _error_output(cell: Any) -> Any:
+    outputs = cell.get("outputs") or []
+    return next((o for o in outputs if o.get("output_type") == "error"), None)
+
+
+def _cell_failure(cell: Any, labels: Mapping[str, CellLabel]) -> CellFailure | None:
+    output = _error_output(cell)
+    if output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0"):
+        return None  # papermill's rule: a clean sys.exit() is not a failure
+    return _described(
+        cell,
+        labels,
+        str(output.get("ename")),
+        str(output.get("evalue")),
+        output.get("traceback") or [],
+        cell.get("execution_count"),
+    )
+
+
+def _failure(cells: list[Any], error: Any, labels: Mapping[str, CellLabel]) -> CellFailure:
+    """The failing cell papermill reports (one that raised without an error output)."""
     cell = cells[error.cell_index]
-    traceback = ANSI.sub("", "\n".join(error.traceback or []))
-    line = _error_line(traceback, error.exec_count)
+    return _described(
+        cell, labels, str(error.ename), str(error.evalue), error.traceback, error.exec_count
+    )
+
+
+def _described(
+    cell: Any,
+    labels: Mapping[str, CellLabel],
+    ename: str,
+    evalue: str,
+    traceback_lines: list[str] | None,
+    exec_count: int | None,
+) -> CellFailure:
+    traceback = ANSI.sub("", "\n".join(traceback_lines or []))
+    line = _error_line(traceback, exec_count)
     source_lines = str(cell.source).splitlines()
     source_line = source_lines[line - 1].strip() if line and line <= len(source_lines) else None
     return CellFailure(
         cell=labels.get(cell.get("id", "")) or _added(cell),
-        ename=str(error.ename),
-        evalue=ANSI.sub("", str(error.evalue)),
+        ename=ename,
+        evalue=ANSI.sub("", evalue),
         traceback=traceback,
         line=line,
         source_line=source_line,
@@ -413,16 +471,19 @@ def _test_outcomes(
     pipeline: Pipeline,
     executed: Any,
     labels: Mapping[str, CellLabel],
-    failure: CellFailure | None,
+    failures: Sequence[CellFailure],
 ) -> tuple[CellOutcome, ...]:
     """Each test cell's status from papermill's metadata: completed, failed, or still pending."""
     by_id = {cell.get("id"): cell for cell in executed.cells}
+    failed = {failure.cell.id: failure for failure in failures}
     outcomes: list[CellOutcome] = []
     for ref in (ref for test in pipeline.tests for ref in test.cells):
         cell = by_id.get(ref.id)
         run = (cell.metadata.get("papermill") or {}) if cell is not None else {}
-        if failure is not None and failure.cell.id == ref.id:
-            outcome = CellOutcome(labels[ref.id], CellStatus.FAILED, run.get("duration"), failure)
+        if ref.id in failed:
+            outcome = CellOutcome(
+                labels[ref.id], CellStatus.FAILED, run.get("duration"), failed[ref.id]
+            )
         elif run.get("status") == "completed":
             outcome = CellOutcome(labels[ref.id], CellStatus.PASSED, run.get("duration"))
         else:

@@ -23,9 +23,8 @@ def junit_xml(run: HeadlessRun, gates: Sequence[GateResult]) -> ET.Element:
     suite = ET.Element("testsuite", name=f"nbops test {run.notebook.display_name}")
     _properties(suite, run)
     cases = [_cell_case(run, outcome) for outcome in run.tests]
-    failure = run.failure
-    if failure is not None and all(o.cell.id != failure.cell.id for o in run.tests):
-        cases.insert(0, _failed_cell_case(run, failure))
+    if run.stopped is not None:
+        cases.insert(0, _failed_cell_case(run, run.stopped))
     cases += [_gate_case(run, result) for result in gates]
     suite.extend(cases)
     suite.set("tests", str(len(cases)))
@@ -63,7 +62,8 @@ def _cell_case(run: HeadlessRun, outcome: CellOutcome) -> ET.Element:
     if outcome.failure is not None:
         _add_failure(case, outcome.failure)
     elif outcome.status.value == "not run":
-        skipped = f"not run: {run.failure.cell} failed first" if run.failure else "not run"
+        first = run.stopped or run.failure
+        skipped = f"not run: {first.cell} failed first" if first else "not run"
         ET.SubElement(case, "skipped", message=skipped)
     return case
 

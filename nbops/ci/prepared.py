@@ -31,6 +31,8 @@ ROUND_TRIP_TAG = "nbops-round-trip"
 # papermill injects new values right after the parameters cell, so code there that computes
 # from parameters (`n = 2 * base`) saw the defaults; this hidden cell, which papermill's
 # injected cell lands before, runs that code again on the values given, as nbops run does.
+# nbclient's: a cell so tagged may raise, and the run goes on after it.
+RAISES_TAG = "raises-exception"
 PARAMETER_CODE_TAG = "nbops-parameter-code"
 
 # Runs in the kernel after a step's last cell: its outputs become what the store gives back, as
@@ -71,9 +73,13 @@ del _nbops_read_metrics
 """
 
 
-def prepare_copy(node: Any, pipeline: Pipeline, *, overridden: bool = False) -> Any:
+def prepare_copy(
+    node: Any, pipeline: Pipeline, *, overridden: bool = False, keep_going: bool = False
+) -> Any:
     """The notebook papermill runs: skip cells left out, the parameters cell tagged the way
-    papermill finds it, cell ids those of nbops' model, and the metrics read-back cell added."""
+    papermill finds it, cell ids those of nbops' model, and the metrics read-back cell added.
+    With `keep_going`, test cells are tagged `raises-exception`, so the run goes on after a
+    failing one (a test cell only asserts: the cells after it read what they would have)."""
     import nbformat
 
     notebook = pipeline.notebook
@@ -89,6 +95,8 @@ def prepare_copy(node: Any, pipeline: Pipeline, *, overridden: bool = False) -> 
             continue
         added = copy.deepcopy(raw)
         added["id"] = cell.id
+        if keep_going and tags is not None and tags.role is Role.TEST:
+            _add_tag(added, RAISES_TAG)
         is_parameters = tags is not None and tags.role is Role.PARAMETERS and not tags.injected
         if is_parameters and not tagged:
             _add_tag(added, PARAMETERS_TAG)  # `#| nbops: parameters`, Kale's pipeline-parameters

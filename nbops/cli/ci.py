@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,13 @@ from nbops.cli.app import NOTEBOOK, cli, format_option, params_options
     help="Seconds a cell may run; 0 for no limit.",
 )
 @click.option("--kernel", metavar="NAME", help="Kernel to run on  [default: the notebook's]")
+@click.option(
+    "--keep-going/--stop-at-first",
+    default=None,
+    help="After a failing test cell, run the cells after it, so every failing test cell is "
+    "reported (a step that fails still ends the run).  [default: --keep-going where the CI "
+    "variable is set, as CI services set it; else --stop-at-first]",
+)
 @format_option("text", "json")
 def test_notebook(
     notebook: str,
@@ -49,6 +57,7 @@ def test_notebook(
     output: str | None,
     timeout: int,
     kernel: str | None,
+    keep_going: bool | None,
     fmt: str,
 ) -> None:
     """Execute NOTEBOOK headlessly with papermill, as CI does, and check its test cells and
@@ -62,7 +71,11 @@ def test_notebook(
 
     pipeline, overrides, required = _test_plan(notebook, params, gates, [output, junit, report])
     _warn_analysis_errors(pipeline)
-    options = RunOptions(overrides, timeout, kernel, Path(output) if output else None)
+    if keep_going is None:
+        keep_going = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    options = RunOptions(
+        overrides, timeout, kernel, Path(output) if output else None, keep_going=keep_going
+    )
     if fmt == "text":
         _test_start(pipeline.notebook.display_name, overrides)
     status, on_cell = _cell_status()
@@ -180,9 +193,8 @@ def _print_test_run(run: Any, results: Any, written: list[tuple[str, str]]) -> N
     from nbops.cli.terminal import console
 
     out = console()
-    failure = run.failure
-    if failure is not None and all(t.cell.id != failure.cell.id for t in run.tests):
-        _print_cell_failure(out, failure)  # not a test cell: a step, setup, ... raised
+    if run.stopped is not None:
+        _print_cell_failure(out, run.stopped)  # not a test cell: a step, setup, ... raised
     for outcome in run.tests:
         if outcome.failure is not None:
             _print_cell_failure(out, outcome.failure)
@@ -197,7 +209,7 @@ def _print_test_run(run: Any, results: Any, written: list[tuple[str, str]]) -> N
     for result in results:
         gate = f"gate {escape(str(result.gate))}: {escape(result.reason)}"
         out.print(f"{labels[result.passed]} {gate}")
-    out.print(_test_summary(run, results), highlight=False)
+    out.print(escape(_test_summary(run, results)), highlight=False)
     for what, path in written:
         out.print(f"{what}: {escape(path)}", highlight=False)
 
@@ -220,8 +232,8 @@ def _test_summary(run: Any, results: Any) -> str:
 
     status = run_status(run, results)
     parts: list[str] = []
-    if run.failure is not None and all(t.cell.id != run.failure.cell.id for t in run.tests):
-        parts.append(f"{run.failure.cell} raised")
+    if run.stopped is not None:
+        parts.append(f"{run.stopped.cell} raised")
     tests = Counter(t.status.value for t in run.tests)
     parts.append("test cells " + _counts(tests) if tests else "no test cells")
     checked = Counter({True: "passed", False: "failed", None: "not run"}[r.passed] for r in results)

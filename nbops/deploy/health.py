@@ -18,7 +18,9 @@ class UnknownDeployment(NbopsError):
     """No deployment has the name asked for."""
 
 
-OPERATIONAL_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/version", "/docs", ""})
+OPERATIONAL_ROUTES = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/monitoring", "/version", "/docs", ""}
+)
 
 
 def status(home: Home | None = None, name: str | None = None) -> list[dict[str, Any]]:

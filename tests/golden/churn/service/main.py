@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import artifacts, errors, operations, routes
+from .monitoring import Monitor
 from .observability import Metrics, RequestContext, configure_logging, route_paths
 from .security import BodySizeLimit, api_key_dependencies
 from .settings import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.monitor = Monitor(settings)
     app.state.startup = artifacts.Startup(None, None, "the service is starting")
     errors.install(app)
     protected = api_key_dependencies(settings)
@@ -45,16 +47,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     paths = route_paths(app, [operations.probes, operations.about, routes.router])
     # The last added is the outermost: every answer, a 413 too, gets an id and is counted.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext, metrics=app.state.metrics, paths=paths)
+    app.add_middleware(
+        RequestContext, metrics=app.state.metrics, paths=paths, monitor=app.state.monitor
+    )
     return app
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load and check the artifacts once, before the first request comes in."""
+    """Load and check the artifacts and the reference profiles once, before the first request
+    comes in."""
     settings = app.state.settings
     startup = artifacts.start(settings.manifest, settings.artifacts_dir)
     app.state.startup = startup
+    app.state.monitor.use_references(startup.manifest, settings.manifest.parent)
     app.state.metrics.served(startup.manifest, ready=startup.endpoints is not None)
     yield
 

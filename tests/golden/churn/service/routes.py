@@ -58,7 +58,7 @@ async def ready_functions(request: Request) -> ModuleType:
     responses=FAILURES,
 )
 async def route_predict(
-    body: PredictInput, endpoints: ModuleType = Depends(ready_functions)
+    request: Request, body: PredictInput, endpoints: ModuleType = Depends(ready_functions)
 ) -> dict[str, Any]:
     """Return the churn probability of one customer.
 
@@ -66,9 +66,12 @@ async def route_predict(
     contract ("monthly", "annual" or "two_year").
     """
     try:
-        return {"result": await result_of(endpoints.predict, body)}
+        result = await result_of(endpoints.predict, body)
     except Exception as error:
         raise FunctionFailed("predict") from error
+    # Its inputs and outputs are binned against the reference profile, for /monitoring.
+    request.app.state.monitor.observe(request, "predict", body.features, result)
+    return {"result": result}
 
 
 @router.post(
@@ -89,7 +92,10 @@ async def route_predict_batch(
 
     A request it raises on has a null result and an entry in `errors`, and the answer is 207.
     """
-    return await each(request, response, endpoints.predict, "predict", body)
+    answer = await each(request, response, endpoints.predict, "predict", body)
+    given = [item.features for item in body]
+    request.app.state.monitor.observe_batch(request, "predict", given, answer)
+    return answer
 
 
 async def result_of(function: Callable[..., Any], request: Arguments) -> Any:

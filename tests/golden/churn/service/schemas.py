@@ -128,3 +128,66 @@ class Version(BaseModel):
     steps: list[StepRef] = []
     artifacts: dict[str, ArtifactRef] = {}
     endpoints: list[RouteRef] = []
+
+
+class MonitoringWindow(BaseModel):
+    """How much each route's window holds: requests, seconds, and the requests scores wait for."""
+
+    max_requests: int
+    max_seconds: float
+    min_requests: int
+
+
+class LatencyQuantiles(BaseModel):
+    """Milliseconds; null while the window holds fewer than `min_requests` requests."""
+
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class FieldDrift(BaseModel):
+    """An input field or output: its window's histogram beside the reference's, and how far
+    apart they are (null while the window holds fewer than `min_requests` answered requests)."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    psi: float | None
+    p_value: float | None
+    flagged: bool
+    # numeric: the bins' edges (one more than the shares); categorical: the categories
+    edges: list[float] | None
+    categories: list[str] | None
+    reference_shares: list[float]
+    window_shares: list[float]
+    window_count: int
+    reference_missing_rate: float
+    window_missing_rate: float | None
+
+
+class RouteMonitoring(BaseModel):
+    """One serve route's window: errors, latency, and drift against its reference profile
+    (`reason` says why drift is not watched)."""
+
+    route: str
+    requests: int
+    errors: int
+    error_rate: float | None
+    latency_ms: LatencyQuantiles
+    reference: str | None
+    reason: str | None
+    drift: float | None
+    output_drift: float | None
+    flagged: list[str]
+    inputs: list[FieldDrift]
+    outputs: list[FieldDrift]
+
+
+class Monitoring(BaseModel):
+    """The scores of every serve route's window of recent requests, and the thresholds."""
+
+    enabled: bool
+    window: MonitoringWindow
+    max_drift: float
+    computed_at: float
+    routes: list[RouteMonitoring]

@@ -93,6 +93,11 @@ def test_a_field_no_serve_function_takes_is_refused(client: TestClient) -> None:
         assert response.status_code == 422, response.json()
 
 
+def test_monitoring_watches_each_route(client: TestClient) -> None:
+    report = client.get("/monitoring").json()
+    assert [f"/{route['route']}" for route in report["routes"]] == list(ROUTES)
+
+
 def test_version_traces_each_route_to_its_cells(client: TestClient) -> None:
     version = client.get("/version").json()
     assert version["name"] == "churn"

@@ -1,5 +1,8 @@
 """What the regression service tells its operators: JSON log lines, Prometheus metrics, request ids.
 
+Every request passes RequestContext, which also hands each serve route's request to the monitor
+(service/monitoring.py); the monitor's scores become gauges when /metrics is read.
+
 Generated from regression.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
 
@@ -28,13 +31,17 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .monitoring import Monitor
+
 log = logging.getLogger("service")
 # A caller's X-Request-ID is kept when it is this tame, so it can be logged as it is.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Routes polled by probes and scrapers: their requests are logged at DEBUG, not INFO.
-QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/monitoring"})
 # Seconds: one prediction takes milliseconds; a slow model or a large batch, seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The monitor's latency quantiles as the `quantile` label gives them, Prometheus's way.
+QUANTILE_LABELS = {"p50": "0.5", "p90": "0.9", "p99": "0.99"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -115,6 +122,64 @@ class Metrics:
             multiprocess_mode="max",
         )
 
+        # The monitor's window scores: set when /metrics is read, from the last report.
+        self.feature_drift = Gauge(
+            "nbops_feature_drift",
+            "PSI of an input field's window against the reference profile, by route and field.",
+            ["route", "feature"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.output_drift = Gauge(
+            "nbops_output_drift",
+            "PSI of an output's window against the reference profile, by route and output.",
+            ["route", "output"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.window_requests = Gauge(
+            "nbops_window_requests",
+            "Requests in the monitoring window, by route.",
+            ["route"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.window_error_rate = Gauge(
+            "nbops_window_error_rate",
+            "Share of the window's requests answered 5xx, by route.",
+            ["route"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.window_latency = Gauge(
+            "nbops_window_latency_seconds",
+            "Latency quantiles of the window's requests, by route and quantile.",
+            ["route", "quantile"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+
+    def monitored(self, report: dict[str, Any]) -> None:
+        """Set the window gauges from the monitor's report; a score that is null is left out."""
+        gauges = (self.feature_drift, self.output_drift, self.window_requests)
+        for gauge in (*gauges, self.window_error_rate, self.window_latency):
+            gauge.clear()
+        for scores in report["routes"]:
+            route = scores["route"]
+            self.window_requests.labels(route=route).set(scores["requests"])
+            if scores["error_rate"] is not None:
+                self.window_error_rate.labels(route=route).set(scores["error_rate"])
+            for name, value in scores["latency_ms"].items():
+                if value is not None:
+                    quantile = QUANTILE_LABELS[name]
+                    self.window_latency.labels(route=route, quantile=quantile).set(value / 1e3)
+            for field in scores["inputs"]:
+                if field["psi"] is not None:
+                    self.feature_drift.labels(route=route, feature=field["name"]).set(field["psi"])
+            for field in scores["outputs"]:
+                if field["psi"] is not None:
+                    self.output_drift.labels(route=route, output=field["name"]).set(field["psi"])
+
     def served(self, manifest: dict[str, Any] | None, ready: bool) -> None:
         """Record what start-up found: the build's version, and whether it can serve."""
         self.ready.set(1 if ready else 0)
@@ -150,15 +215,19 @@ def stopping() -> JSONResponse:
 class RequestContext:
     """Each request gets an id (the caller's X-Request-ID, or a new one), returned as a header.
 
-    The request is timed, counted by route and status, and logged as one JSON line; an
+    The request is timed, counted by route and status, recorded in its route's monitoring
+    window (a serve route's), and logged as one JSON line; an
     exception nothing below answered is logged with its traceback and answered 500, and a
     request cut off by the server stopping is answered 503.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, paths: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, paths: frozenset[str], monitor: Monitor
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.paths = paths
+        self.monitor = monitor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -200,6 +269,7 @@ class RequestContext:
         route = path if path in self.paths else "unmatched"
         self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
         self.metrics.latency.labels(route=route, method=method).observe(seconds)
+        self.monitor.record(scope, status, seconds)
         fields = {
             "request_id": request_id,
             "method": method,

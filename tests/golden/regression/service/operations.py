@@ -1,6 +1,8 @@
-"""Operational routes of the regression service: liveness, readiness, metrics and version.
+"""Operational routes of the regression service: liveness, readiness, metrics, monitoring and
+version.
 
-/healthz, /readyz and /metrics answer without the API key, for probes and scrapers.
+/healthz, /readyz, /metrics and /monitoring answer without the API key, for probes, scrapers
+and the deploy supervisor.
 
 Generated from regression.ipynb by nbops 0.1.0; edit the notebook, not this file.
 """
@@ -11,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .artifacts import NotReady
-from .schemas import Health, Problem, Readiness, Version
+from .schemas import Health, Monitoring, Problem, Readiness, Version
 from .security import GuardedRoute
 
 probes = APIRouter(tags=["operations"])
@@ -47,9 +49,29 @@ async def readyz(request: Request, response: Response) -> dict[str, Any]:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
 async def metrics(request: Request) -> Response:
-    """Requests and latency per route, serve function errors, readiness, and the build served
-    (nbops_build_info), in Prometheus's text format."""
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    """Requests and latency per route, serve function errors, readiness, the build served
+    (nbops_build_info), and the monitoring window's scores (nbops_feature_drift,
+    nbops_output_drift, nbops_window_requests, nbops_window_error_rate,
+    nbops_window_latency_seconds), in Prometheus's text format."""
+    metrics, monitor = request.app.state.metrics, request.app.state.monitor
+    if monitor.enabled:
+        metrics.monitored(monitor.report())
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@probes.get(
+    "/monitoring",
+    response_model=Monitoring,
+    summary="Drift, error rate and latency of each route's recent requests",
+)
+async def monitoring(request: Request) -> dict[str, Any]:
+    """For each serve route, its window of recent requests (NBOPS_MONITOR_WINDOW of them at
+    most, none older than NBOPS_MONITOR_WINDOW_SECONDS): error rate, latency quantiles, and for
+    a route with a reference profile each input field's and output's PSI and p-value against
+    it, with both histograms. Worked out at most every NBOPS_MONITOR_INTERVAL_SECONDS; scores
+    are null until the window holds NBOPS_MONITOR_MIN_REQUESTS requests."""
+    report: dict[str, Any] = request.app.state.monitor.report()
+    return report
 
 
 @about.get(

@@ -17,7 +17,9 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 class Settings(BaseSettings):
     """NBOPS_API_KEY, NBOPS_MAX_BODY_BYTES, NBOPS_MAX_BATCH_ITEMS, NBOPS_LOG_LEVEL,
-    NBOPS_ARTIFACTS_DIR, NBOPS_MANIFEST."""
+    NBOPS_ARTIFACTS_DIR, NBOPS_MANIFEST, and the monitoring's: NBOPS_MONITORING,
+    NBOPS_MONITOR_WINDOW, NBOPS_MONITOR_WINDOW_SECONDS, NBOPS_MONITOR_MIN_REQUESTS,
+    NBOPS_MONITOR_INTERVAL_SECONDS, NBOPS_MAX_DRIFT."""
 
     model_config = SettingsConfigDict(env_prefix="NBOPS_", extra="ignore")
 
@@ -32,6 +34,17 @@ class Settings(BaseSettings):
     artifacts_dir: Path = ROOT / "artifacts"
     # The build's manifest: the artifacts' hashes, and the lineage /version shows.
     manifest: Path = MANIFEST
+    # false: no window is kept and /monitoring says monitoring is off.
+    monitoring: bool = True
+    # Each serve route's window holds its last this many requests, none older than this.
+    monitor_window: int = Field(default=1000, gt=0)
+    monitor_window_seconds: float = Field(default=900.0, gt=0)
+    # Scores are null until the window holds this many requests (answered ones, for drift).
+    monitor_min_requests: int = Field(default=100, ge=1)
+    # /metrics and /monitoring work the scores out again at most this often.
+    monitor_interval_seconds: float = Field(default=2.0, ge=0)
+    # A field whose PSI against the reference is above this is flagged.
+    max_drift: float = Field(default=0.25, gt=0)
 
     @field_validator("api_key", mode="before")
     @classmethod
