@@ -87,3 +87,14 @@ class StepFailed(NbopsError):
 
 class ServeError(NbopsError):
     """`nbops serve` was not given a build with a service: no nbops.json, or no service/."""
+
+
+class CiConfigError(NbopsError):
+    """`nbops ci init` cannot write a workflow: a gate or setting in pyproject.toml's
+    `[tool.nbops]` or a notebook's `metadata.nbops` is wrong, or there is no notebook to test."""
+
+
+class WorkflowExists(NbopsError):
+    """A CI workflow that differs from the one `nbops ci init` writes is already there."""
+
+    exit_code = 1

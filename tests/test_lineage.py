@@ -46,6 +46,7 @@ def test_lineage_json_has_the_documented_shape() -> None:
         "after": [],
         "files_written": [],
         "timeout_s": None,
+        "files": [],
     }
     assert data["edges"] == [
         {"source": "load", "target": "train", "artifacts": ["a"], "kind": "data"}

@@ -180,3 +180,22 @@ def test_an_unknown_metric_is_a_clear_error_before_anything_runs(tmp_path: Path)
     assert "--must-beat 'qualty'" in done.stderr and "Did you mean 'quality'?" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / ".nbops" / "deployments").exists()
+
+
+def test_gates_hold_for_docker_and_kubernetes_targets_too(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    base = [NBOPS, "deploy", "model.ipynb", "-p", "factor=5", "--target", "docker"]
+
+    def deploy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], cwd=tmp_path, env=project.env, capture_output=True, text=True
+        )
+
+    gated = deploy("--require", "quality>=0.9")
+    rival = deploy("--must-beat", "quality")
+
+    assert gated.returncode == 1
+    assert "metrics: refused: quality = 0.5, needs >= 0.9 (it was not started)" in gated.stderr
+    assert "docker build" not in gated.stderr  # refused before anything is built or applied
+    assert rival.returncode == 2
+    assert "--must-beat needs the version serving" in rival.stderr

@@ -85,9 +85,10 @@ def test_an_option_tag_is_a_word_an_equals_sign_and_a_value(
 
 
 def test_the_option_table_says_which_roles_take_an_option() -> None:
-    assert set(ROLE_OPTIONS[Role.STEP]) == {"timeout"}
+    assert set(ROLE_OPTIONS[Role.STEP]) == {"timeout", "reads"}
     assert roles_taking("timeout") == (Role.STEP,)
-    assert roles_taking("reads") == ()
+    assert roles_taking("reads") == (Role.STEP,)
+    assert roles_taking("writes") == ()
 
 
 # diagnostics
@@ -132,7 +133,7 @@ def test_an_unknown_option_far_from_any_lists_the_roles_options() -> None:
         diagnostic(
             Severity.WARNING,
             "'retries' is not an option step cells take, so nbops ignores it.",
-            "Step cells take 'timeout=30m'.",
+            "Step cells take 'timeout=30m', 'reads=data/*.csv'.",
             "retries=3",
             line=1,
         ),

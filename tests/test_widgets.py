@@ -17,9 +17,10 @@ from markupsafe import escape
 from nbops.deploy import local as deploy
 from nbops.deploy.processes import free_port
 from nbops.lab.magics import MagicLine, MagicUsage, parse_line
+from nbops.lab.monitoring import context, watch_view
 from nbops.lab.server.jobs import Job, JobRegistry
 from nbops.lab.server.operations import lineage_of_file
-from nbops.lab.widgets import DeployPanel, LineageView
+from nbops.lab.widgets import DeployPanel, LineageView, MonitorView
 from nbops.run.home import Home
 from nbops.run.state import StepRecord
 
@@ -148,6 +149,8 @@ def test_clicking_deploy_starts_a_job_and_shows_it_live_until_healthy(
     assert f'<b>model v1</b> is healthy at <a href="{url}" target="_blank">' in panel.status.value
     assert "<code>total = 18</code>" in panel.status.value
     assert not panel.button.disabled
+    assert panel.monitor.name == "model" and panel.monitor.view is not None
+    assert "<b>model v1</b> (healthy)" in panel.monitor.html.value
     with urllib.request.urlopen(f"{url}/healthz", timeout=10) as answer:
         assert answer.status == 200
 
@@ -165,6 +168,108 @@ def test_the_deploy_panel_names_every_step_running_at_once(model: Path) -> None:
     panel.show(job.snapshot())
 
     assert "running step 2 of 3: <b>b1</b> · step 3 of 3: <b>b2</b></div>" in panel.status.value
+
+
+# the deployment's watch and drift
+
+
+def field(name: str, flagged: bool, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name, "kind": "numeric", "psi": 3.1 if flagged else 0.02,
+        "p_value": 0.0, "flagged": flagged, "edges": [18.0, 41.5, 70.0, 120.0],
+        "reference_shares": [0.3, 0.4, 0.3], "window_shares": [0.0, 0.0, 1.0] if flagged
+        else [0.3, 0.4, 0.3], "window_count": 250, "reference_missing_rate": 0.0,
+        "window_missing_rate": 0.0, **extra,
+    }  # fmt: skip
+
+
+ROLLED_BACK = {
+    "version": 3,
+    "reason": "rolled back by its watch: error rate 17.9% (14 of 78 requests answered 5xx) "
+    "> 2% (--max-error-rate); v2 serves again",
+    "at": 1000.0,
+}
+
+
+def monitoring_view(**row: Any) -> dict[str, Any]:
+    """The JSON of GET /nbops/api/deployments/churn/monitoring, as the route contract has it."""
+    contract = field("contract", False, kind="categorical", edges=None,
+                     categories=["monthly", "annual", "two_year", "__other__"],
+                     reference_shares=[0.55, 0.25, 0.2, 0.0],
+                     window_shares=[0.5, 0.3, 0.2, 0.0])  # fmt: skip
+    route = {
+        "route": "predict", "requests": 250, "errors": 3, "error_rate": 0.012,
+        "latency_ms": {"p50": 1.2, "p90": 2.0, "p99": 4.1}, "reference": "load.customers",
+        "reason": None, "drift": 3.1, "output_drift": 0.4,
+        "flagged": ["monthly_charges", "churn_probability"],
+        "inputs": [field("tenure_months", False), field("monthly_charges", True), contract],
+        "outputs": [field("churn_probability", True, edges=[0.0, 0.5, 0.9, 1.0])],
+    }  # fmt: skip
+    deployment = {
+        "name": "churn", "version": 2, "status": "healthy", "watch": "stable",
+        "watch_summary": "stable", "rolled_back": None, "policy": {"max_error_rate": 0.02},
+        **row,
+    }  # fmt: skip
+    report = {
+        "enabled": True, "window": {"max_requests": 1000, "max_seconds": 900, "min_requests": 100},
+        "max_drift": 0.25, "computed_at": 1000.0, "routes": [route],
+    }  # fmt: skip
+    return {"deployment": deployment, "monitoring": report, "monitoring_error": None, "proxy": None}
+
+
+def test_the_monitor_view_shows_the_rollback_and_each_fields_bars(tmp_path: Path) -> None:
+    view = MonitorView("churn", home=Home(tmp_path / ".nbops"))
+
+    view.show(monitoring_view(rolled_back=ROLLED_BACK))
+
+    html = view.html.value
+    assert 'data-watch="rolled-back"' in html
+    assert "<b>v3 stopped; v2 serves again.</b>" in html
+    assert f"{escape(ROLLED_BACK['reason'])}</div>" in html
+    assert html.count("rolled back by its watch") == 1  # in the notice, not twice
+    assert 'data-field="monthly_charges" data-flagged="true"' in html
+    assert 'data-field="tenure_months" data-flagged="false"' in html
+    assert html.count('data-testid="nbops-drifted"') == 2  # monthly_charges, churn_probability
+    assert "<b>churn_probability</b> (output)" in html
+    assert "PSI 3.10" in html and "PSI 0.02" in html
+    assert "window <b>250 of 1000 requests</b>" in html
+    assert "error rate <b>1.2%</b>" in html and "p99 <b>4.1 ms</b>" in html
+    assert 'title="70\u2013120: reference 30%, window 100%"' in html
+    assert 'title="two_year: reference 20%, window 20%"' in html
+    assert 'title="other: reference 0%, window 0%"' in html
+
+
+def test_the_watch_label_and_its_reason() -> None:
+    summary = "watching (25s left; canary 20%, v1 serves the rest)"
+    row = {"name": "churn", "status": "healthy", "watch_summary": summary}
+    assert watch_view({**row, "watch": "watching"}) == {"state": "watching", "detail": summary}
+    degraded = {**row, "watch": "degraded", "watch_summary": "degraded: drift 0.8 > 0.25"}
+    assert watch_view(degraded) == {"state": "degraded", "detail": "degraded: drift 0.8 > 0.25"}
+    assert watch_view({**row, "watch": "stable"})["state"] == "stable"  # type: ignore[index]
+    assert watch_view({**row, "watch": None}) is None
+    rolled = watch_view({**row, "watch": "stable", "rolled_back": ROLLED_BACK})
+    assert rolled == {"state": "rolled-back", "detail": f"churn v3 {ROLLED_BACK['reason']}"}
+
+
+def test_a_version_without_monitoring_says_why(tmp_path: Path) -> None:
+    view = monitoring_view()
+    view.update(monitoring=None, monitoring_error="v2 has no /monitoring: <old> build.")
+
+    shown = context(view)
+    assert (shown["routes"], shown["error"]) == ([], "v2 has no /monitoring: <old> build.")
+    widget = MonitorView("churn", home=Home(tmp_path / ".nbops"))
+    widget.show(view)
+    assert "v2 has no /monitoring: &lt;old&gt; build." in widget.html.value
+
+
+def test_monitoring_an_unknown_deployment_says_so(tmp_path: Path) -> None:
+    view = MonitorView("nope", home=Home(tmp_path / ".nbops"))
+
+    assert view.refresh() is None
+    assert (
+        "<b>cannot monitor</b>: nothing named &#39;nope&#39; was ever deployed. "
+        "`nbops status` lists them."
+    ) in view.html.value
 
 
 # the magics
@@ -211,6 +316,7 @@ def test_the_path_defaults_to_the_notebook_the_front_end_names(
         ("lineage 'my notebook.ipynb'", MagicLine("lineage", "my notebook.ipynb")),
         ("deploy nb.ipynb --name api", MagicLine("deploy", "nb.ipynb", "api")),
         ("deploy --name=api --port 9000", MagicLine("deploy", None, "api", 9000)),
+        ("monitor churn", MagicLine("monitor", name="churn")),
     ],
 )
 def test_magic_lines(line: str, parsed: MagicLine) -> None:
@@ -237,3 +343,19 @@ def test_wrong_magic_lines_say_how_to_write_them(line: str, message: str) -> Non
 def test_a_wrong_magic_line_is_a_usage_error_in_ipython(shell: InteractiveShell) -> None:
     with pytest.raises(UsageError, match=r"^unknown command 'depoy'\. Use %nbops lineage"):
         shell.run_line_magic("nbops", "depoy")
+
+
+def test_monitor_needs_a_name() -> None:
+    with pytest.raises(MagicUsage) as caught:
+        parse_line("monitor")
+    assert (caught.value.message, caught.value.fix) == (
+        "monitor needs the deployment's name.",
+        "Use %nbops monitor churn.",
+    )
+
+
+def test_nbops_monitor_shows_the_deployment(shell: InteractiveShell, model: Path) -> None:
+    view = shell.run_line_magic("nbops", "monitor nope")
+
+    assert isinstance(view, MonitorView)
+    assert "nothing named &#39;nope&#39; was ever deployed." in view.html.value

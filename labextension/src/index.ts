@@ -7,7 +7,7 @@ import {
   type JupyterFrontEnd,
   type JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
@@ -43,6 +43,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
     );
     app.shell.add(sidebar, 'left', { rank: 600 });
     restorer?.add(sidebar, SIDEBAR_ID);
+
+    // A rollback the watch made by itself is news, wherever the user looks: once per rollback.
+    model.rollbackAnnounced.connect((_, news) => {
+      Notification.warning(news.message, {
+        autoClose: false,
+        actions: [
+          {
+            label: 'Show',
+            caption: 'Show the deployment in the nbops sidebar',
+            callback: () => app.shell.activateById(SIDEBAR_ID)
+          }
+        ]
+      });
+    });
 
     app.commands.addCommand(CommandIDs.show, {
       label: 'nbops: Show sidebar',

@@ -21,12 +21,14 @@ import {
   type ILaidOutGraph,
   type ILineageGraph
 } from './graph';
+import { rollbacksToAnnounce, type IRollbackNews } from './monitor';
 import {
   cancelJob,
   getDeployments,
   getExporters,
   getJob,
   getJobs,
+  getMonitoring,
   postLineage,
   startDeploy,
   startExport,
@@ -48,6 +50,7 @@ import {
   type IExporter,
   type IJob,
   type ILineage,
+  type IMonitoringView,
   type ISettings
 } from './tokens';
 
@@ -93,6 +96,9 @@ export class NbopsModel {
   private _exporters: IExporter[] | null = null;
   private _exportersError: string | null = null;
   private _export: IExportState = EXPORT_IDLE;
+  private _monitoring: IMonitoringView | null = null;
+  private _monitoringError: Error | null = null;
+  private readonly _announced = new Set<string>();
   private _debounce: ReturnType<typeof setTimeout> | null = null;
   private _poll: ReturnType<typeof setTimeout> | null = null;
   private _polling = false;
@@ -112,6 +118,10 @@ export class NbopsModel {
   readonly activeCellChanged = new Signal<this, IActiveCell | null>(this);
   readonly deployChanged = new Signal<this, IDeployState>(this);
   readonly deploymentsChanged = new Signal<this, IDeployment[]>(this);
+  /** The shown deployment's monitoring was fetched again (or could not be). */
+  readonly monitoringChanged = new Signal<this, IMonitoringView | null>(this);
+  /** A watch rolled a version back by itself: said once per rollback. */
+  readonly rollbackAnnounced = new Signal<this, IRollbackNews>(this);
   /** The exporters were listed, or an export moved on. */
   readonly exportChanged = new Signal<this, IExportState>(this);
   /** A store URL was used for an export: the plugin keeps it in the settings. */
@@ -170,6 +180,13 @@ export class NbopsModel {
   get deploymentsError(): Error | null {
     return this._deploymentsError;
   }
+  /** The active notebook's deployment: its watch, drift and proxy figures, as last fetched. */
+  get monitoring(): IMonitoringView | null {
+    return this._monitoring;
+  }
+  get monitoringError(): Error | null {
+    return this._monitoringError;
+  }
   /** The installed exporters; null until the server has listed them. */
   get exporters(): IExporter[] | null {
     return this._exporters;
@@ -207,6 +224,12 @@ export class NbopsModel {
     this._selected = null;
     this._sequence += 1;
     this._loading = source !== null;
+    if (this._monitoring?.deployment.name !== this.deploymentName) {
+      this._monitoring = null;
+      this._monitoringError = null;
+      this.monitoringChanged.emit(null);
+      void this.refreshMonitoring();
+    }
     this.lineageChanged.emit();
     this.selectionChanged.emit(null);
     if (source !== null) {
@@ -505,6 +528,46 @@ export class NbopsModel {
     }
     if (!this._disposed) {
       this.deploymentsChanged.emit(this._deployments);
+      this._announceRollbacks();
+    }
+  }
+
+  private _announceRollbacks(): void {
+    const now = Date.now() / 1000;
+    for (const news of rollbacksToAnnounce(
+      this._deployments,
+      this._announced,
+      now
+    )) {
+      this._announced.add(news.key);
+      this.rollbackAnnounced.emit(news);
+    }
+  }
+
+  /** The monitoring of the active notebook's deployment, when it has one. */
+  async refreshMonitoring(): Promise<void> {
+    const name = this.deploymentName;
+    const shown = this._deployments.some(d => d.name === name);
+    if (name === null || !shown) {
+      if (this._monitoring !== null || this._monitoringError !== null) {
+        this._monitoring = null;
+        this._monitoringError = null;
+        this.monitoringChanged.emit(null);
+      }
+      return;
+    }
+    try {
+      const view = await getMonitoring(name);
+      if (name !== this.deploymentName) {
+        return; // another notebook became active meanwhile
+      }
+      this._monitoring = view;
+      this._monitoringError = null;
+    } catch (error) {
+      this._monitoringError = error as Error;
+    }
+    if (!this._disposed) {
+      this.monitoringChanged.emit(this._monitoring);
     }
   }
 
@@ -516,6 +579,7 @@ export class NbopsModel {
     this._polling = true;
     const tick = async (): Promise<void> => {
       await this.refreshDeployments();
+      await this.refreshMonitoring();
       if (!this._polling || this._disposed) {
         return;
       }

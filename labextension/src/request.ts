@@ -10,7 +10,8 @@ import type {
   IExporter,
   IJob,
   IJobAccepted,
-  ILineage
+  ILineage,
+  IMonitoringView
 } from './tokens';
 
 /** The server answered, with an error status. `fix` is nbops's suggestion, when it gave one. */
@@ -102,6 +103,13 @@ export function postLineage(
 
 export function getDeployments(): Promise<IDeployment[]> {
   return requestAPI<IDeployment[]>('deployments');
+}
+
+/** A deployment's watch, its serving version's drift, and what its proxy saw. */
+export function getMonitoring(name: string): Promise<IMonitoringView> {
+  return requestAPI<IMonitoringView>(
+    `deployments/${encodeURIComponent(name)}/monitoring`
+  );
 }
 
 export function startDeploy(

@@ -135,7 +135,36 @@ export interface ILineage {
 // Deployments (`GET /nbops/api/deployments`, like `nbops status --format json`).
 
 export type DeploymentStatus =
-  'building' | 'starting' | 'healthy' | 'failed' | 'stopped' | 'rolled-back';
+  | 'building'
+  | 'starting'
+  | 'healthy'
+  | 'standby'
+  | 'failed'
+  | 'stopped'
+  | 'rolled-back';
+
+/** The watch of a promoted version (README, "The watch"); null when it is not watched. */
+export type WatchState = 'watching' | 'stable' | 'degraded';
+
+/** What the watch last judged of a version (for a rolled-back one, also why). */
+export interface IWatchFigures {
+  requests?: number;
+  errors?: number;
+  error_rate?: number | null;
+  p99_ms?: number | null;
+  drift?: number | null;
+  drift_field?: string | null;
+  at?: number;
+  breach?: string;
+  baseline?: IWatchFigures | null;
+}
+
+/** A version the watch rolled back by itself since the current one serves. */
+export interface IRolledBack {
+  version: number;
+  reason: string;
+  at: number;
+}
 
 /** One version of a deployment, as `nbops history NAME --format json` lists them. */
 export interface IDeploymentVersion {
@@ -164,6 +193,90 @@ export interface IDeployment extends IDeploymentVersion {
   requests: number | null;
   notebook?: string | null;
   history: IDeploymentVersion[];
+  /** The watch (absent from servers older than the watch). */
+  watch?: WatchState | null;
+  watch_until?: number | null;
+  canary?: number | null;
+  /** The watch's thresholds: max_error_rate (a fraction), max_p99_ratio, max_drift... */
+  policy?: Record<string, unknown> | null;
+  figures?: IWatchFigures | null;
+  /** The version on standby while this one is watched. */
+  standby?: number | null;
+  /** "watching (25s left; v1 on standby)", "stable", "degraded: why", or "-". */
+  watch_summary?: string;
+  rolled_back?: IRolledBack | null;
+}
+
+// Monitoring (`GET /nbops/api/deployments/<name>/monitoring`).
+
+/** One input field or output of a route: its window's shares next to the reference's. */
+export interface IFieldMonitoring {
+  name: string;
+  kind: 'numeric' | 'categorical' | string;
+  /** Population stability index; null while the window is smaller than `min_requests`. */
+  psi: number | null;
+  p_value: number | null;
+  flagged: boolean;
+  /** Numeric: bin edges, one more than the shares. */
+  edges?: number[] | null;
+  /** Categorical: the categories, `__other__` last. */
+  categories?: string[] | null;
+  reference_shares: number[];
+  window_shares: number[];
+  window_count: number;
+  reference_missing_rate: number;
+  window_missing_rate: number;
+}
+
+export interface IRouteMonitoring {
+  route: string;
+  requests: number;
+  errors: number;
+  error_rate: number | null;
+  latency_ms: { p50: number | null; p90: number | null; p99: number | null };
+  /** The artifact the reference profile came from, or null: then `reason` says why. */
+  reference: string | null;
+  reason: string | null;
+  drift: number | null;
+  output_drift: number | null;
+  flagged: string[];
+  inputs: IFieldMonitoring[];
+  outputs: IFieldMonitoring[];
+}
+
+/** A service's `GET /monitoring`. */
+export interface IMonitoring {
+  enabled: boolean;
+  window: { max_requests: number; max_seconds: number; min_requests: number };
+  max_drift: number;
+  computed_at: number | null;
+  routes: IRouteMonitoring[];
+}
+
+/** What the proxy on the stable port saw of each version over its last minute. */
+export interface IProxyStats {
+  name: string;
+  version: number | null;
+  canary: number | null;
+  standby: number | null;
+  window_s: number;
+  versions: Record<
+    string,
+    {
+      requests: number;
+      errors: number;
+      p50_ms: number | null;
+      p99_ms: number | null;
+    }
+  >;
+}
+
+export interface IMonitoringView {
+  deployment: IDeployment;
+  monitoring: IMonitoring | null;
+  /** Why `monitoring` is null: the version does not serve, or has no /monitoring. */
+  monitoring_error?: string | null;
+  proxy: IProxyStats | null;
 }
 
 // Jobs (`GET /nbops/api/jobs/<id>`): a deploy or a rollback running in the server.

@@ -6,13 +6,14 @@ commands, so `nbops --help` and `nbops check` start fast.
 
 from __future__ import annotations
 
-from nbops.cli import analyse, build, ci, db, deploy, export, run
+from nbops.cli import analyse, build, ci, db, deploy, export, run, workflows
 from nbops.cli.app import cli
 
 COMMAND_GROUPS = (
     analyse,
     run,
     ci,
+    workflows,
     build,
     deploy,
     export,

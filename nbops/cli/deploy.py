@@ -130,7 +130,14 @@ def deploy(
 
         err = console(stderr=True)
         say = functools.partial(err.print, highlight=False, markup=False)
+        if keeper.must_beat:
+            raise click.BadParameter(
+                f"--must-beat needs the version serving, which only the local target knows; "
+                f"with --target {where}, gate the run with --require instead"
+            )
         folder = _build_folder(target, params, execution, step_timeout)
+        if keeper.require:
+            _gate_remote(folder, keeper, say)
         sys.exit(remote_deploy(where, folder, name=name, port=port, say=say))
     if Path(target).is_dir():
         deployment = deploying.deploy(
@@ -192,6 +199,18 @@ def _deploy_notebook(
             policy=policy,
             gatekeeper=keeper,
         )
+
+
+def _gate_remote(folder: Path, keeper: Any, say: Any) -> None:
+    """--require for a Docker or Kubernetes deploy: the build's recorded metrics must pass the
+    gates before anything is built or applied; exit 1 otherwise."""
+    from nbops.deploy import promotion
+    from nbops.deploy.local import read_manifest
+
+    verdict = promotion.judge(keeper, read_manifest(folder), None)
+    say(f"metrics: {verdict.reason()}")
+    if verdict.refused:
+        sys.exit(1)
 
 
 def _gatekeeper(

@@ -270,6 +270,36 @@ def runs(ctx: click.Context, notebook: str | None, limit: int, fmt: str) -> None
     show(console(), runs_table(records))
 
 
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@format_option("text", "json")
+def runs_diff(run_a: str, run_b: str, fmt: str) -> None:
+    """Compare two runs (ids or their prefixes): parameters, metrics with their deltas, which
+    steps ran and which were cached, cache keys and output hashes, and the code cells that
+    changed between them."""
+    import json
+
+    from nbops.errors import NbopsError
+    from nbops.run.comparison import diff_runs
+    from nbops.run.home import Home
+
+    db = Home.default().db()
+    records = []
+    for run_id in (run_a, run_b):
+        record = db.run(run_id)
+        if record is None:
+            raise NbopsError(f"no run {run_id!r} is recorded.", fix="`nbops runs` lists them.")
+        records.append(record)
+    diff = diff_runs(records[0], records[1])
+    if fmt == "json":
+        click.echo(json.dumps(diff.as_dict(), indent=2, default=repr))
+        return
+    from nbops.cli.terminal import console, run_diff_view, show
+
+    show(console(), run_diff_view(diff))
+
+
 @runs.command("show")
 @click.argument("run_id")
 @format_option("text", "json")

@@ -9,8 +9,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.durations import format_duration
+from nbops.model.files import TAGGED
 from nbops.model.lineage import endpoint_producer
 from nbops.model.pipeline import CellRef, Pipeline
+from nbops.run.comparison import RunDiff
 from nbops.run.state import RunRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -66,6 +68,9 @@ def lineage_tree(pipeline: Pipeline) -> Tree:
             if edge.target == step.name:
                 flow = ", ".join(edge.artifacts) if edge.artifacts else "[dim]after[/]"
                 node.add(f"← {flow} [dim]from[/] {edge.source}")
+        for data in step.files_read:
+            how = " [dim](reads=)[/]" if data.found == TAGGED else ""
+            node.add(f"← [dim]file[/] {escape(data.path)}{how}")
         if step.parameters:
             node.add(f"[dim]parameters:[/] {', '.join(step.parameters)}")
         if step.outputs:
@@ -195,12 +200,13 @@ def run_summary(record: RunRecord) -> str:
 
 
 def runs_table(records: list[RunRecord]) -> Table:
-    table = _table("run", "notebook", "status", "started", "steps", "metrics", box=None)
+    """The runs, a column per metric any of them recorded."""
+    metrics = list(dict.fromkeys(m for r in records for m in r.metrics))
+    table = _table("run", "notebook", "status", "started", "steps", *metrics, box=None)
     for record in records:
         started = _time(record.started_at)
         ran = sum(1 for s in record.steps if s.status == "ran")
         cached = sum(1 for s in record.steps if s.status == "cached")
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items())
         style = {"succeeded": "green", "failed": "red"}.get(record.status, "yellow")
         table.add_row(
             record.run_id,
@@ -208,11 +214,69 @@ def runs_table(records: list[RunRecord]) -> Table:
             f"[{style}]{record.status}[/]",
             started,
             f"{ran} ran, {cached} cached",
-            metrics,
+            *(f"{record.metrics[m]:.4g}" if m in record.metrics else "-" for m in metrics),
         )
     return _whole(
         table, {"run": [r.run_id for r in records], "status": [r.status for r in records]}
     )
+
+
+def run_diff_view(diff: RunDiff) -> Group:
+    """`nbops runs diff A B`: what changed from A to B, section by section."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.text import Text
+
+    a, b = diff.a.run_id, diff.b.run_id
+    same = "the same notebook file" if not diff.notebook_changed else "notebook file changed"
+    parts: list[Any] = [Text(f"runs {a} (A) and {b} (B): {same}")]
+    if diff.parameters:
+        table = _table("parameter", "A", "B", title="parameters that differ")
+        for change in diff.parameters:
+            table.add_row(change.name, _shown(change.before), _shown(change.after))
+        parts.append(table)
+    else:
+        parts.append(Text("parameters: the same"))
+    if diff.metrics:
+        table = _table("metric", "A", "B", "B - A", title="metrics")
+        for metric in diff.metrics:
+            delta = metric.delta
+            style = "green" if delta and delta > 0 else "red" if delta and delta < 0 else ""
+            shown = "-" if delta is None else f"{delta:+.4g}"
+            table.add_row(
+                metric.name,
+                _number(metric.before),
+                _number(metric.after),
+                f"[{style}]{shown}[/]" if style else shown,
+            )
+        parts.append(table)
+    table = _table("step", "A", "B", "key", "changed", title="steps")
+    for step in diff.steps:
+        changed = [f"{c.name} {_short(c.before)} -> {_short(c.after)}" for c in step.outputs]
+        changed += [f"{c.name}: {_shown(c.before)} -> {_shown(c.after)}" for c in step.inputs]
+        table.add_row(
+            step.name,
+            step.before or "-",
+            step.after or "-",
+            "changed" if step.key_changed else "same",
+            escape("; ".join(changed)) or "-",
+        )
+    parts.append(table)
+    cells = ", ".join(str(c) for c in diff.cells)
+    parts.append(Text(f"code cells: {cells}" if cells else "code cells: the same"))
+    return Group(*parts)
+
+
+def _shown(value: Any) -> str:
+    return "-" if value is None else repr(value)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _short(digest: Any) -> str:
+    return str(digest)[:12] if digest else "-"
 
 
 def run_details(record: RunRecord) -> Group:
@@ -236,7 +300,19 @@ def run_details(record: RunRecord) -> Group:
     parameters = ", ".join(f"{k}={v!r}" for k, v in record.parameters.items())
     if parameters:
         parts.append(Text(f"parameters: {parameters}"))
+    outside = [line for step in record.steps if (line := _provenance_line(step))]
+    if outside:
+        parts.append(Text("libraries and data files in the steps' cache keys:"))
+        parts.extend(Text(f"  {line}") for line in outside)
     return Group(*parts)
+
+
+def _provenance_line(step: StepRecord) -> str:
+    """`train: scikit-learn 1.5.0, pandas 2.2.2; data.csv 3f2a9c1b2d4e`, or "" for none."""
+    libraries = ", ".join(f"{d} {v}" for d, v in step.provenance.get("libraries", {}).items())
+    files = ", ".join(f"{p} {h[:12]}" for p, h in step.provenance.get("files", {}).items())
+    found = "; ".join(part for part in (libraries, files) if part)
+    return f"{step.name}: {found}" if found else ""
 
 
 def _offset(moment: float | None, origin: float) -> str:

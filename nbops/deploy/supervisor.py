@@ -196,8 +196,10 @@ class Supervisor:
         baseline = canary_baseline or (_recorded(standby) if standby else None)
         breach = judge(policy, new, baseline)
         if row.watch == WATCHING and breach is not None and standby is not None:
+            # Not recorded below: the figures of a rolled-back version keep why it was.
             self._roll_back(db, row, standby, breach, new, baseline)
-        elif breach is not None:
+            return
+        if breach is not None:
             if row.watch != DEGRADED or row.reason != breach.reason:
                 reason = breach.reason + (
                     "; no earlier version to go back to" if row.watch == WATCHING else ""

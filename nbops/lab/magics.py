@@ -1,4 +1,5 @@
-"""`%load_ext nbops`, then `%nbops lineage [PATH]` and `%nbops deploy [PATH] [--name N] [--port P]`.
+"""`%load_ext nbops`, then `%nbops lineage [PATH]`, `%nbops deploy [PATH] [--name N] [--port P]`
+and `%nbops monitor NAME`.
 
 PATH defaults to the notebook the kernel runs for, when the front end says which: VS Code sets
 `__vsc_ipynb_file__`, Jupyter's server sets JPY_SESSION_NAME. Both magics read the saved file.
@@ -17,9 +18,13 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from nbops.errors import NbopsError
+from nbops.run.home import Home
 
-USAGE = "%nbops lineage [PATH]  |  %nbops deploy [PATH] [--name NAME] [--port PORT]"
-COMMANDS = ("lineage", "deploy")
+USAGE = (
+    "%nbops lineage [PATH]  |  %nbops deploy [PATH] [--name NAME] [--port PORT]  |  "
+    "%nbops monitor NAME"
+)
+COMMANDS = ("lineage", "deploy", "monitor")
 
 
 class MagicUsage(NbopsError):
@@ -50,6 +55,12 @@ def parse_line(line: str) -> MagicLine:
             raise MagicUsage(f"{word!r} is not understood here.", fix=f"Use {USAGE}.")
         else:
             paths.append(word)
+    if command == "monitor":
+        if not paths:
+            raise MagicUsage(
+                "monitor needs the deployment's name.", fix="Use %nbops monitor churn."
+            )
+        return MagicLine(command, name=paths[0])
     port = options.get("port")
     if port is not None and not port.isdigit():
         raise MagicUsage(f"--port {port!r} is not a port number.", fix="Give --port 8000.")
@@ -77,22 +88,37 @@ class NbopsMagics(Magics):
     def nbops(self, line: str) -> Any:
         """%nbops lineage [PATH]: the notebook's lineage (steps, what flows, endpoints,
         diagnostics). %nbops deploy [PATH] [--name NAME] [--port PORT]: a button that deploys
-        the saved notebook, with its progress and the URL once healthy."""
+        the saved notebook, with its progress and the URL once healthy. %nbops monitor NAME:
+        the deployment's watch and its drift per field, with a Refresh button."""
         try:
             return self._run(parse_line(line))
         except NbopsError as error:
             raise UsageError(error.render()) from None
 
     def _run(self, parsed: MagicLine) -> Any:
-        from nbops.lab.widgets import DeployPanel, LineageView
+        from nbops.lab.widgets import DeployPanel, LineageView, MonitorView
 
         user_ns = self.shell.user_ns if self.shell is not None else {}
+        if parsed.command == "monitor":
+            view = MonitorView(parsed.name, home=_home(user_ns))
+            view.refresh()
+            return view
         notebook = Path(parsed.path) if parsed.path else current_notebook(user_ns, os.environ)
         if parsed.command == "deploy":
             return DeployPanel(notebook, name=parsed.name, port=parsed.port)
         from nbops.lab.server.operations import lineage_of_file
 
         return LineageView(lineage_of_file(notebook, parsed.path or notebook.name))
+
+
+def _home(user_ns: Mapping[str, Any]) -> Home:
+    """The state the sidebar of this notebook's Jupyter server reads, else the CLI's."""
+    from nbops.lab.server.paths import home_for_notebook
+
+    try:
+        return home_for_notebook(current_notebook(user_ns, os.environ))
+    except MagicUsage:
+        return Home.default()
 
 
 def load_ipython_extension(ipython: Any) -> None:

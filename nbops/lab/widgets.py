@@ -1,8 +1,10 @@
-"""The ipywidgets for where the sidebar is not (Notebook 7, VS Code): lineage and a deploy button.
+"""The ipywidgets for where the sidebar is not (Notebook 7, VS Code): lineage, a deploy button,
+and a deployment's watch and drift.
 
-Both render the JSON the REST API answers (the lineage, a job snapshot) through the templates in
-templates/widgets/, so a notebook shows what the sidebar shows. A deploy runs as a job of this
-kernel's registry (nbops.lab.server.jobs), polled from a thread that updates the widgets.
+They render the JSON the REST API answers (the lineage, a job snapshot, a deployment's
+monitoring) through the templates in templates/widgets/, so a notebook shows what the sidebar
+shows. A deploy runs as a job of this kernel's registry (nbops.lab.server.jobs), polled from a
+thread that updates the widgets.
 """
 
 from __future__ import annotations
@@ -60,6 +62,48 @@ class LineageView:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
+class MonitorView:
+    """A deployment's watch (watching, stable, degraded, rolled-back, and why), a rollback its
+    watch made by itself, and its serving version's window against the reference per field;
+    Refresh asks again."""
+
+    def __init__(self, name: str | None, *, home: Home) -> None:
+        self.name = name
+        self.home = home
+        self.view: dict[str, Any] | None = None
+        self.html = widgets.HTML("")
+        self.button = widgets.Button(
+            description="Refresh", icon="refresh", tooltip="Check the deployment again now"
+        )
+        self.button.on_click(lambda _button: self.refresh())
+        self.widget = widgets.VBox(
+            [self.html, self.button], layout={"display": "none" if name is None else None}
+        )
+
+    def refresh(self) -> dict[str, Any] | None:
+        """Fetch the deployment's monitoring (status, /monitoring, proxy stats) and show it."""
+        from nbops.lab.server.operations import monitoring
+
+        if self.name is None:
+            return None
+        try:
+            self.view = monitoring(self.name, home=self.home)
+        except NbopsError as error:
+            self.html.value = _error_html(error, "cannot monitor")
+            return None
+        self.show(self.view)
+        return self.view
+
+    def show(self, view: dict[str, Any]) -> None:
+        from nbops.lab.monitoring import context
+
+        self.widget.layout.display = None
+        self.html.value = _template("widgets/monitoring.html.j2").render(**context(view))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
 class DeployPanel:
     """A deploy button for one notebook, and the live status of the deploy it starts."""
 
@@ -90,7 +134,9 @@ class DeployPanel:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"display": "none"})
         self.status = widgets.HTML("")
         self.button.on_click(lambda _button: self.deploy())
-        self.widget = widgets.VBox([self.button, self.progress, self.status])
+        # Once a deploy succeeded: the deployment's watch and drift, refreshed on demand.
+        self.monitor = MonitorView(None, home=self.home)
+        self.widget = widgets.VBox([self.button, self.progress, self.status, self.monitor.widget])
 
     def deploy(self) -> Job | None:
         """What a click does: start the deploy job and a thread that shows its progress."""
@@ -135,19 +181,23 @@ class DeployPanel:
     def _poll(self, job: Job) -> None:
         while not job.wait(self.poll_interval):
             self.show(job.snapshot())
-        self.show(job.snapshot())
+        final = job.snapshot()
+        self.show(final)
+        if final["state"] == "succeeded" and final["result"]:
+            self.monitor.name = final["result"]["name"]
+            self.monitor.refresh()
         self.button.disabled = False
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _error_html(error: NbopsError) -> str:
+def _error_html(error: NbopsError, what: str = "cannot deploy") -> str:
     from markupsafe import escape
 
     return (
         '<div style="color: var(--jp-error-color1, #d32f2f)" data-testid="nbops-deploy-error">'
-        f"<b>cannot deploy</b>: {escape(error.render())}</div>"
+        f"<b>{escape(what)}</b>: {escape(error.render())}</div>"
     )
 
 

@@ -13,6 +13,8 @@ from nbops.model.durations import parse_duration
 from nbops.model.effects import function_effects
 from nbops.model.endpoints import read_endpoints
 from nbops.model.examples import example_diagnostics
+from nbops.model.files import STATIC, TAGGED, DataFile
+from nbops.model.imports import SetupModules, setup_modules
 from nbops.model.notebook import Notebook
 from nbops.model.parameters import read_parameters
 from nbops.model.pipeline import (
@@ -37,7 +39,7 @@ from nbops.model.sections import (
     section_names,
     untagged_diagnostics,
 )
-from nbops.model.tags import BATCH, REFERENCE, TIMEOUT, Role, parse_flag
+from nbops.model.tags import BATCH, READS, REFERENCE, TIMEOUT, Role, parse_flag, parse_reads
 
 # Names a Jupyter kernel defines before the first cell runs.
 KERNEL_NAMES = frozenset(
@@ -83,6 +85,7 @@ class _Analysis:
         self.metrics = Metrics()
         self.endpoints: list[Endpoint] = []
         self.opaque = False
+        self.setup_modules = SetupModules()
 
     def run(self) -> Pipeline:
         for code in self.cells:
@@ -181,6 +184,9 @@ class _Analysis:
                 if name not in self.globals:
                     self._unresolved(name, use, section, setup=True)
             self.globals.update(names.writes)
+        self.setup_modules = setup_modules(
+            code for section in self._sections(Role.SETUP) for code in section.cells
+        )
 
     # steps, tests and metrics in notebook order
 
@@ -262,6 +268,8 @@ class _Analysis:
             after=tuple(dict.fromkeys(name for name, _ in section.after)),
             files_written=names.files,
             timeout_s=self._step_timeout(section),
+            files_read=_files_read(section),
+            imports=self.setup_modules.for_step(section.cells, read),
         )
         self.steps.append(step)
         self.step_sections[step.name] = section
@@ -642,6 +650,20 @@ class _Analysis:
 
 def _without_builtins(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(n for n in dict.fromkeys(names) if n not in BUILTIN_NAMES)
+
+
+def _files_read(section: Section) -> tuple[DataFile, ...]:
+    """The step's data files: path literals its code reads, then its `reads=` paths and globs."""
+    static = (DataFile(path, STATIC) for code in section.cells for path in code.files_read)
+    tagged = (
+        DataFile(path, TAGGED)
+        for option, _ in section.options(READS)
+        for path in parse_reads(option.value)
+    )
+    unique: dict[str, DataFile] = {}
+    for found in (*static, *tagged):
+        unique.setdefault(found.path, found)
+    return tuple(unique.values())
 
 
 def _refs(section: Section) -> tuple[CellRef, ...]:

@@ -117,6 +117,9 @@ class Names:
     opaque: bool = False
     calls: tuple[Call, ...] = ()  # made when the code runs, not inside function bodies
     shell_reads: dict[str, int] = field(default_factory=dict)  # put into `!cmd {x}` lines
+    # (bound name, top-level module) of every absolute import, in any scope: `import a.b as c`
+    # gives ("c", "a"), `from sklearn.svm import SVC` gives ("SVC", "sklearn").
+    modules: tuple[tuple[str, str], ...] = ()
 
 
 def scan(tree: ast.Module) -> Names:
@@ -134,6 +137,7 @@ def scan(tree: ast.Module) -> Names:
         opaque=scanner.opaque,
         calls=tuple(scanner.calls),
         shell_reads=scanner.shell_reads,
+        modules=tuple(scanner.modules),
     )
 
 
@@ -158,6 +162,7 @@ class _Scanner(ast.NodeVisitor):
         self.function_scope: _Scope | None = None  # the scope of current_function's body
         self.calls: list[Call] = []
         self.shell_reads: dict[str, int] = {}
+        self.modules: list[tuple[str, str]] = []
         self.opaque = False
 
     # name resolution
@@ -277,10 +282,15 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self._bind_import(alias.asname or alias.name.split(".")[0], node.lineno)
+            bound = alias.asname or alias.name.split(".")[0]
+            self.modules.append((bound, alias.name.split(".")[0]))
+            self._bind_import(bound, node.lineno)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = node.module.split(".")[0] if node.module and not node.level else None
         for alias in node.names:
+            if module is not None:
+                self.modules.append((alias.asname or alias.name, module))
             if alias.name == "*":
                 self.opaque = True
             else:

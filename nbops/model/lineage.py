@@ -62,6 +62,7 @@ def _step(step: Step) -> dict[str, Any]:
         "after": list(step.after),
         "files_written": list(step.files_written),
         "timeout_s": step.timeout_s,
+        "files": [found.as_dict() for found in step.files_read],
     }
 
 
@@ -104,6 +105,15 @@ def _artifacts(pipeline: Pipeline) -> list[dict[str, Any]]:
     ]
 
 
+def data_files(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Each data file (or `reads=` glob) the steps read, with the steps that read it."""
+    found: dict[str, list[str]] = {}
+    for step in pipeline.steps:
+        for data in step.files_read:
+            found.setdefault(data.path, []).append(step.name)
+    return found
+
+
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -132,7 +142,8 @@ def _step_label(step: Step) -> list[str]:
 
 
 def to_mermaid(pipeline: Pipeline) -> str:
-    """A Mermaid flowchart: steps as boxes, artifacts on edges, endpoints, tests and metrics."""
+    """A Mermaid flowchart: steps as boxes, artifacts on edges, data files into the steps that
+    read them, endpoints, tests and metrics."""
     lines = ["flowchart TD"]
     if pipeline.parameters:
         names = ", ".join(p.name for p in pipeline.parameters)
@@ -140,6 +151,10 @@ def to_mermaid(pipeline: Pipeline) -> str:
     for step in pipeline.steps:
         label = "<br/>".join(_step_label(step))
         lines.append(f'  {_node_id("step", step.name)}["{label}"]')
+    for number, (path, readers) in enumerate(data_files(pipeline).items()):
+        node = f"file_{number}"
+        lines.append(f'  {node}[("{path}")]')
+        lines.extend(f"  {node} --> {_node_id('step', reader)}" for reader in readers)
     for edge in pipeline.edges:
         source, target = _node_id("step", edge.source), _node_id("step", edge.target)
         if edge.artifacts:
@@ -173,6 +188,10 @@ def to_dot(pipeline: Pipeline) -> str:
     for step in pipeline.steps:
         label = json.dumps("\n".join(_step_label(step)))
         lines.append(f"  {_node_id('step', step.name)} [label={label}];")
+    for number, (path, readers) in enumerate(data_files(pipeline).items()):
+        node = f"file_{number}"
+        lines.append(f"  {node} [label={json.dumps(path)}, shape=note];")
+        lines.extend(f"  {node} -> {_node_id('step', reader)};" for reader in readers)
     for edge in pipeline.edges:
         source, target = _node_id("step", edge.source), _node_id("step", edge.target)
         if edge.artifacts:

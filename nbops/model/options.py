@@ -15,11 +15,14 @@ OPTION_TAG = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*(?P<value>.*)
 @dataclass(frozen=True)
 class OptionSpec:
     """How one option's value is read: `parse` raises ValueError naming the accepted forms;
-    `example` is a good value, shown in fixes. A `flag` is on when its key is written alone
-    (`batch`), as if it were `batch=true`."""
+    `example` is a good value, shown in fixes. An option that `repeats` may be given several
+    times, each adding to the others (a metadata tag holds no comma, so `reads=a.csv` and
+    `reads=b.csv` are two tags); any other is given once. A `flag` is on when its key is
+    written alone (`batch`), as if it were `batch=true`."""
 
     parse: Callable[[str], object]
     example: str
+    repeats: bool = False
     flag: bool = False
 
     def written(self, key: str) -> str:

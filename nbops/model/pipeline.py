@@ -8,6 +8,7 @@ from typing import Any
 
 from nbops.errors import PipelineError
 from nbops.model.diagnostic import Diagnostic
+from nbops.model.files import DataFile
 from nbops.model.notebook import Notebook
 from nbops.model.sections import CodeCell, read_cells
 from nbops.model.tags import is_step_name
@@ -72,6 +73,11 @@ class Step:
     title: str = ""
     # From a `timeout=30m` tag on the step's cells: how long a run gives the step.
     timeout_s: float | None = None
+    # The data files it reads: path literals in its code, and `reads=` tags' paths and globs.
+    files_read: tuple[DataFile, ...] = ()
+    # Top-level modules whose code it runs: those its cells import, the setup imports it uses
+    # (by name, or through a notebook function it calls) and those setup code uses as it runs.
+    imports: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from nbops.model.dataflow import Names, scan
 from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.effects import Effect
+from nbops.model.files import files_read
 from nbops.model.notebook import Cell, Notebook
 from nbops.model.options import TagOption
 from nbops.model.plain_python import PlainPython, plain_python
@@ -42,6 +43,11 @@ class CodeCell:
         """The cell as plain Python (what a build generates and the runner runs)."""
         return plain_python(self.cell.source, self.python)
 
+    @functools.cached_property
+    def files_read(self) -> tuple[str, ...]:
+        """The data files the cell's code reads, by the path literals it gives (`files`)."""
+        return files_read(self.python.tree)
+
 
 @dataclass(frozen=True)
 class Section:
@@ -70,9 +76,9 @@ class Section:
         return tuple((name, code) for code in self.cells for name in code.tags.after)
 
     def options(self, key: str) -> tuple[tuple[TagOption, CodeCell], ...]:
-        """Option `key` on each of the section's cells that gives it, in notebook order."""
-        found = ((code.tags.option(key), code) for code in self.cells)
-        return tuple((option, code) for option, code in found if option is not None)
+        """Option `key` on each of the section's cells that gives it (every one, for an option
+        that repeats), in notebook order."""
+        return tuple((option, code) for code in self.cells for option in code.tags.options_of(key))
 
 
 def read_cells(notebook: Notebook) -> tuple[CodeCell, ...]:

@@ -60,6 +60,7 @@ PREFIXED_TAGS: dict[str, Role | str] = {
 # parser for its value (which raises ValueError naming the forms it accepts).
 TIMEOUT = "timeout"
 REFERENCE = "reference"
+READS = "reads"
 
 
 def parse_reference(value: str) -> str:
@@ -68,6 +69,18 @@ def parse_reference(value: str) -> str:
     if not all(is_step_name(part) for part in value.split(".")) or value.count(".") > 1:
         raise ValueError("a reference is an artifact name, like 'customers' or 'load.customers'")
     return value
+
+
+def parse_reads(value: str) -> tuple[str, ...]:
+    """A `reads=` value: the data files a step reads that its code does not show, as paths or
+    globs relative to the notebook's folder, comma-separated (`data/*.csv,lookup.json`)."""
+    paths = tuple(path.strip() for path in value.split(","))
+    if not all(paths):
+        raise ValueError("it names an empty path; give paths or globs separated by commas")
+    remote = next((path for path in paths if "://" in path), None)
+    if remote is not None:
+        raise ValueError(f"{remote!r} is a URL, and nbops hashes only files on this machine")
+    return paths
 
 
 BATCH = "batch"
@@ -83,7 +96,10 @@ def parse_flag(value: str) -> bool:
 
 
 ROLE_OPTIONS: dict[Role, dict[str, OptionSpec]] = {
-    Role.STEP: {TIMEOUT: OptionSpec(parse_duration, example="30m")},
+    Role.STEP: {
+        TIMEOUT: OptionSpec(parse_duration, example="30m"),
+        READS: OptionSpec(parse_reads, example="data/*.csv", repeats=True),
+    },
     Role.SERVE: {
         REFERENCE: OptionSpec(parse_reference, example="customers"),
         # The function takes a list of requests' inputs and returns a list of their results.
@@ -116,6 +132,10 @@ class CellTags:
     def option(self, key: str) -> TagOption | None:
         return next((option for option in self.options if option.key == key), None)
 
+    def options_of(self, key: str) -> tuple[TagOption, ...]:
+        """Every `key=` option of the cell: one at most, unless the option repeats."""
+        return tuple(option for option in self.options if option.key == key)
+
 
 def option_line_tags(source: str) -> tuple[tuple[str, int], ...]:
     """Tags written as `#| nbops: step:train` lines, with their 1-based line numbers: the
@@ -128,8 +148,20 @@ def option_line_tags(source: str) -> tuple[tuple[str, int], ...]:
             break
         match = OPTION_LINE.match(line.strip())
         if match:
-            found.extend((tag, number) for tag in re.split(r"[\s,]+", match["tags"]) if tag)
+            found.extend((tag, number) for tag in _line_words(match["tags"]))
     return tuple(found)
+
+
+def _line_words(tags: str) -> list[str]:
+    """The tags of one `#| nbops:` line, split on spaces and commas, except that an option
+    keeps its commas (`reads=a.csv,b.csv`)."""
+    words: list[str] = []
+    for word in tags.split():
+        if split_option(word) is not None:
+            words.append(word.rstrip(","))
+        else:
+            words.extend(tag for tag in word.split(",") if tag)
+    return words
 
 
 def read_cell_tags(cell: Cell) -> CellTags:
@@ -272,8 +304,10 @@ class _TagReader:
             )
 
     def _check_options(self, role: Role | None) -> tuple[TagOption, ...]:
-        """The options `role` takes whose values read; the first of a key wins."""
+        """The options `role` takes whose values read; the first of a key wins, except for
+        options that repeat, which are all kept."""
         kept: dict[str, TagOption] = {}
+        repeated: list[TagOption] = []
         for option in self.options:
             spec = self._option_spec(role, option)
             if spec is None:
@@ -284,6 +318,9 @@ class _TagReader:
                 fix = f"Write it like '{spec.written(option.key)}'."
                 self._error(f"{option.tag!r}: {problem}.", fix, option.line, option.tag)
                 continue
+            if spec.repeats:
+                repeated.append(option)
+                continue
             first = kept.setdefault(option.key, option)
             if spec.parse(first.value) != spec.parse(option.value):
                 self._error(
@@ -293,7 +330,7 @@ class _TagReader:
                     option.line,
                     option.tag,
                 )
-        return tuple(kept.values())
+        return (*kept.values(), *repeated)
 
     def _option_spec(self, role: Role | None, option: TagOption) -> OptionSpec | None:
         """How `role` reads `option`, or None (with a diagnostic) when it takes no such option."""

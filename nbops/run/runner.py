@@ -22,16 +22,20 @@ from typing import Any
 from nbops.errors import NbopsError, PipelineError, StepFailed
 from nbops.model.parameters import parameter_code_key
 from nbops.model.pipeline import CellRef, Pipeline, Step
+from nbops.run.comparison import code_cells
+from nbops.run.datafiles import data_file_hashes
 from nbops.run.executors import Executor
 from nbops.run.home import Home
+from nbops.run.libraries import library_versions, local_modules
 from nbops.run.pids import pid_alive
 from nbops.run.state import RunRecord, StateDb, StepRecord, StoredArtifact
 from nbops.run.work import METRICS, METRICS_OUTPUT, STEP, TEST, StepWork, WorkResult
 from nbops.run.work import cell_filename as cell_filename
 from nbops.run.work import cell_output_path as cell_output_path
 
-# Bumped when what a cache key covers changes, so old entries stop matching.
-CACHE_VERSION = 2
+# Bumped when what a cache key covers changes, so old entries stop matching. 3: a step's key
+# covers the versions of the distributions it imports and its data files' contents.
+CACHE_VERSION = 3
 METRICS_STEP = METRICS_OUTPUT
 POLL_S = 0.25  # how often the progress hears about running steps while none ends
 
@@ -114,6 +118,7 @@ def run_pipeline(
         parameters=values,
         steps=[StepRecord(step.name, "not-run") for step in pipeline.steps],
         pid=os.getpid(),
+        cells=code_cells(pipeline),
     )
     db.save_run(record)
     owned = executor is None
@@ -243,7 +248,8 @@ def _start_step(run: _Run, step: Step) -> bool:
     producers = {name: run.pipeline.producer(name, step.name) or "" for name in step.inputs}
     inputs = _input_hashes(run, producers, run.order[step.name])
     hashes = {name: a.sha256 for name, a in inputs.items()}
-    record.cache_key = key = _cache_key(run, step.cells, step.parameters, hashes)
+    record.provenance = provenance(run.pipeline, step, run.db)
+    record.cache_key = key = _cache_key(run, step.cells, step.parameters, hashes, record.provenance)
     forced = run.order[step.name] >= run.forced_from
     cached = None if forced else _cached(run, key)
     damaged = _damaged(run, cached or {})
@@ -262,6 +268,19 @@ def _start_step(run: _Run, step: Step) -> bool:
     run.executor.submit(work)
     run.db.save_run(run.record)  # `nbops runs show` sees what runs now
     return False
+
+
+def provenance(pipeline: Pipeline, step: Step, db: StateDb) -> dict[str, dict[str, str]]:
+    """What the step's key covers besides its code, parameters and inputs: the versions of the
+    distributions it imports (as this process finds them installed), and the sha256 of its
+    data files and of the notebook's own modules it imports, by path as the notebook names them
+    (relative to its folder)."""
+    folder = Path(pipeline.notebook.path).resolve().parent
+    paths = [data.path for data in step.files_read] + local_modules(step.imports, folder)
+    return {
+        "libraries": library_versions(step.imports),
+        "files": data_file_hashes(paths, folder, db),
+    }
 
 
 def step_timeout(run: _Run, step: Step) -> float | None:
@@ -433,8 +452,14 @@ def _damaged(run: _Run, outputs: dict[str, StoredArtifact]) -> list[str]:
 
 
 def _cache_key(
-    run: _Run, cells: tuple[CellRef, ...], parameters: tuple[str, ...], inputs: dict[str, str]
+    run: _Run,
+    cells: tuple[CellRef, ...],
+    parameters: tuple[str, ...],
+    inputs: dict[str, str],
+    covered: dict[str, dict[str, str]] | None = None,
 ) -> str:
+    """The key a step (or test or metrics cells) is cached under; `covered` is the step's
+    `provenance`: library versions and data files' hashes."""
     source = run.pipeline.notebook.cells
     material = {
         "version": CACHE_VERSION,
@@ -442,7 +467,10 @@ def _cache_key(
         "setup": [source[c.index].source for c in run.pipeline.setup],
         "parameters": {name: repr(run.parameters[name]) for name in parameters},
         "inputs": inputs,
+        "libraries": {},
+        "files": {},
     }
+    material.update(covered or {})
     material.update(parameter_code_key(run.pipeline, run.parameters))
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -130,6 +130,24 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deployments ADD COLUMN canary INTEGER;
     ALTER TABLE deployments ADD COLUMN figures TEXT;
     """,
+    # Data files' hashes by absolute path, reused while size and mtime are unchanged
+    # (run/datafiles.py); and what else went into each step's cache key: the versions of the
+    # distributions it imports and its data files' hashes, {"libraries": ..., "files": ...}.
+    """
+    CREATE TABLE file_hashes (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        hashed_at REAL NOT NULL
+    );
+    ALTER TABLE run_steps ADD COLUMN provenance TEXT NOT NULL DEFAULT '{}';
+    """,
+    # The notebook's code cells as the run saw them (index, id, tags, source sha256), so that
+    # `nbops runs diff` can name the cells that changed between two runs.
+    """
+    ALTER TABLE runs ADD COLUMN cells TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -156,6 +174,9 @@ class StepRecord:
     started_at: float | None = None
     ended_at: float | None = None
     worker: str = ""  # where it ran: `inline`, `pid 4242`, a Dask worker's address
+    # What its cache key covered besides code, parameters and inputs: {"libraries": {dist:
+    # version}, "files": {path: sha256}} (empty for a step whose key was not computed).
+    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -168,6 +189,8 @@ class StepRecord:
             found |= {"started_at": self.started_at, "ended_at": self.ended_at}
         if self.worker:
             found["worker"] = self.worker
+        if any(self.provenance.values()):
+            found |= self.provenance
         return {**found, "note": self.note} if self.note else found
 
 
@@ -186,6 +209,8 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     error: dict[str, Any] | None = None
     pid: int | None = None
+    # The code cells the run saw: {"index", "id", "tags", "sha256"} each (`code_cells`).
+    cells: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -228,6 +253,24 @@ class StateDb(Database):
                 (cache_key, notebook, step, _json_artifacts(outputs), time.time()),
             )
 
+    # data files' hashes (run/datafiles.py's FileIndex)
+
+    def known_file(self, path: str) -> tuple[int, int, str, float] | None:
+        """(size, mtime_ns, sha256, hashed_at) of the file when it was last hashed, or None."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT size, mtime_ns, sha256, hashed_at FROM file_hashes WHERE path = ?",
+                (path,),
+            ).fetchone()
+        return (row["size"], row["mtime_ns"], row["sha256"], row["hashed_at"]) if row else None
+
+    def remember_file(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)",
+                (path, size, mtime_ns, sha256, time.time()),
+            )
+
     # values steps changed in place, seen at run time
 
     def observe_changes(self, notebook: str, step: str, names: Iterable[str]) -> None:
@@ -257,8 +300,8 @@ class StateDb(Database):
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO runs (id, notebook, notebook_sha256, status, started_at, "
-                "ended_at, parameters, metrics, error, pid, metric_problems) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ended_at, parameters, metrics, error, pid, metric_problems, cells) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.notebook,
@@ -271,13 +314,14 @@ class StateDb(Database):
                     json.dumps(run.error) if run.error else None,
                     run.pid,
                     json.dumps(run.metric_problems),
+                    json.dumps(run.cells),
                 ),
             )
             conn.execute("DELETE FROM run_steps WHERE run_id = ?", (run.run_id,))
             conn.executemany(
                 "INSERT INTO run_steps (run_id, position, name, status, duration_s, cache_key, "
-                "outputs, started_at, ended_at, worker, note) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "outputs, started_at, ended_at, worker, note, provenance) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run.run_id,
@@ -291,6 +335,7 @@ class StateDb(Database):
                         step.ended_at,
                         step.worker,
                         step.note,
+                        json.dumps(step.provenance, sort_keys=True),
                     )
                     for position, step in enumerate(run.steps)
                 ],
@@ -337,6 +382,7 @@ class StateDb(Database):
                 started_at=s["started_at"],
                 ended_at=s["ended_at"],
                 worker=s["worker"],
+                provenance=json.loads(s["provenance"]),
             )
             for s in conn.execute(
                 "SELECT * FROM run_steps WHERE run_id = ? ORDER BY position", (row["id"],)
@@ -355,6 +401,7 @@ class StateDb(Database):
             steps=steps,
             error=json.loads(row["error"]) if row["error"] else None,
             pid=row["pid"],
+            cells=json.loads(row["cells"]),
         )
 
     def mark_interrupted(self, alive: Callable[[int], bool]) -> None:

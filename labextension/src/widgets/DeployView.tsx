@@ -16,6 +16,7 @@ import {
 import type { IDeployment, IDeploymentVersion } from '../tokens';
 import { Export } from './ExportView';
 import { ErrorNote } from './LineageView';
+import { Monitoring, RollbackNotice, WatchLine } from './MonitorView';
 import { useSignals } from './useSignal';
 
 export class DeployView extends ReactWidget {
@@ -32,7 +33,12 @@ export class DeployView extends ReactWidget {
 
 function Deploy({ model }: { model: NbopsModel }): JSX.Element {
   useSignals(
-    [model.deployChanged, model.deploymentsChanged, model.lineageChanged],
+    [
+      model.deployChanged,
+      model.deploymentsChanged,
+      model.lineageChanged,
+      model.monitoringChanged
+    ],
     () => model.deploy
   );
   const name = model.deploymentName;
@@ -215,6 +221,7 @@ interface IServiceProps {
 
 function Service({ deployment: d, busy, model }: IServiceProps): JSX.Element {
   const serving = d.status === 'healthy' && d.url;
+  const monitoring = model.monitoring;
   const result = model.deploy.result;
   const metrics =
     d.metrics ?? (result?.name === d.name ? result?.metrics : null) ?? null;
@@ -230,6 +237,8 @@ function Service({ deployment: d, busy, model }: IServiceProps): JSX.Element {
           {d.name} <span data-testid="nbops-service-version">v{d.version}</span>
         </span>
       </div>
+      <WatchLine deployment={d} />
+      <RollbackNotice deployment={d} />
       {serving && (
         <dl className="nbops-Facts">
           <dt>URL</dt>
@@ -271,6 +280,12 @@ function Service({ deployment: d, busy, model }: IServiceProps): JSX.Element {
         </dl>
       )}
       {!serving && d.reason && <div className="nbops-error">{d.reason}</div>}
+      {serving && (
+        <Monitoring
+          view={monitoring?.deployment.name === d.name ? monitoring : null}
+          error={model.monitoringError}
+        />
+      )}
       {metrics && Object.keys(metrics).length > 0 && (
         <dl className="nbops-Facts nbops-Metrics" data-testid="nbops-metrics">
           {Object.entries(metrics).map(([key, value]) => (

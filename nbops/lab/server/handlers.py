@@ -24,6 +24,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from nbops.build.exporters import ExporterUnavailable, ExportRefused
+from nbops.deploy.health import UnknownDeployment
 from nbops.deploy.local import DeployError, RollbackError
 from nbops.deploy.records import DeployBusy
 from nbops.errors import NbopsError, NotebookError, NotebookNotFound
@@ -42,6 +43,7 @@ ERROR_STATUS: tuple[tuple[type[NbopsError], int], ...] = (
     (NotebookNotFound, 404),
     (JobNotFound, 404),
     (operations.DeploymentNotFound, 404),
+    (UnknownDeployment, 404),
     (JobEnded, 409),
     (DeployBusy, 409),
     (DeployError, 409),
@@ -257,6 +259,15 @@ class StopHandler(NbopsHandler):
     @RUNS_CODE
     async def post(self, name: str) -> None:
         self.reply(await self.off_loop(operations.stop, name, home=self.home))
+
+
+class MonitoringHandler(NbopsHandler):
+    """GET: NAME's status row, its serving version's /monitoring and its proxy's stats."""
+
+    @web.authenticated
+    @READS
+    async def get(self, name: str) -> None:
+        self.reply(await self.off_loop(operations.monitoring, name, home=self.home))
 
 
 class RunsHandler(NbopsHandler):

@@ -260,6 +260,15 @@ def deployments(home: Home) -> list[dict[str, Any]]:
     return rows
 
 
+def monitoring(name: str, *, home: Home) -> dict[str, Any]:
+    """A deployment's watch and drift (GET deployments/<name>/monitoring): its status row, its
+    serving version's `/monitoring` (or null and `monitoring_error`) and its proxy's stats."""
+    from nbops.deploy import health
+
+    _known(name, home)
+    return health.monitoring(name, home)
+
+
 def with_metrics(deployment: dict[str, Any], home: Home) -> dict[str, Any]:
     """The deployment with the metrics of the run its build came from ({} if none is known)."""
     run_id = deployment.get("run_id")

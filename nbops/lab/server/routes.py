@@ -21,6 +21,7 @@ ROUTES: tuple[tuple[str, type[handlers.NbopsHandler]], ...] = (
     ("deployments", handlers.DeploymentsHandler),
     (f"deployments/{NAME}/rollback", handlers.RollbackHandler),
     (f"deployments/{NAME}/stop", handlers.StopHandler),
+    (f"deployments/{NAME}/monitoring", handlers.MonitoringHandler),
     ("runs", handlers.RunsHandler),
     ("exporters", handlers.ExportersHandler),
     ("exports", handlers.ExportsHandler),
