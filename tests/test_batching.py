@@ -175,6 +175,17 @@ def test_the_example_request_is_the_first_item_of_the_example_call() -> None:
     assert len(example.items) == 3
 
 
+def test_a_batch_function_without_an_example_call_gets_a_hint() -> None:
+    found = messages(pipeline([SETUP, TRAIN, (PREDICT, ["serve", "batch"])]))
+    assert found == [
+        "info cell 2 line 1: batch function 'predict' has no example call, so the build cannot "
+        "check that it answers each item of a list as it answers the item alone. | Call it "
+        "with a literal list of inputs in a cell tagged 'example', e.g. 'predict([{...}, "
+        "{...}])'; the build calls it with them, alone and together."
+    ]
+    assert not [m for m in messages(pipeline(CELLS)) if "example" in m]
+
+
 def test_a_service_without_batch_functions_has_no_batching_module() -> None:
     plain = [SETUP, TRAIN, ("def predict(row: dict) -> dict:\n    return row", ["serve"])]
     assert "service/batching.py" not in render_service(pipeline(plain))

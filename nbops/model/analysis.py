@@ -12,7 +12,7 @@ from nbops.model.diagnostic import Diagnostic, Severity
 from nbops.model.durations import parse_duration
 from nbops.model.effects import function_effects
 from nbops.model.endpoints import read_endpoints
-from nbops.model.examples import example_diagnostics
+from nbops.model.examples import batch_hints, example_diagnostics
 from nbops.model.files import STATIC, TAGGED, DataFile
 from nbops.model.imports import SetupModules, setup_modules
 from nbops.model.notebook import Notebook
@@ -117,7 +117,7 @@ class _Analysis:
         # Example cells and references are judged against the endpoints, which exist only now.
         examples = example_diagnostics(pipeline)
         if not pipeline.errors:
-            examples += reference_hints(pipeline)
+            examples += reference_hints(pipeline) + batch_hints(pipeline)
         if not examples:
             return pipeline
         found = sorted([*pipeline.diagnostics, *examples], key=_diagnostic_order)

@@ -71,6 +71,31 @@ def example_diagnostics(pipeline: Pipeline) -> tuple[Diagnostic, ...]:
     return tuple(found)
 
 
+def batch_hints(pipeline: Pipeline) -> tuple[Diagnostic, ...]:
+    """An INFO diagnostic at each batch function the notebook never calls with a literal list:
+    the build can check how it batches only with such a call."""
+    found: list[Diagnostic] = []
+    for endpoint in pipeline.endpoints:
+        if not endpoint.batch or smoke_example(pipeline, endpoint) is not None:
+            continue
+        cell = endpoint.cells[0]
+        found.append(
+            Diagnostic(
+                Severity.INFO,
+                f"batch function {endpoint.name!r} has no example call, so the build cannot "
+                "check that it answers each item of a list as it answers the item alone.",
+                f"Call it with a literal list of inputs in a cell tagged 'example', e.g. "
+                f"'{endpoint.name}([{{...}}, {{...}}])'; the build calls it with them, alone "
+                "and together.",
+                cell_index=cell.index,
+                cell_id=cell.id,
+                line=endpoint.line,
+                tag="serve",
+            )
+        )
+    return tuple(found)
+
+
 def _calls(pipeline: Pipeline, endpoint: Endpoint) -> Iterator[Example | None]:
     """Every call of the endpoint's function in the notebook, in order, as an Example or None
     when its arguments cannot be a request."""
