@@ -17,7 +17,7 @@ export interface IComparisonRow {
   key: string;
   metric: string;
   kind: 'gate' | 'duel';
-  /** The rule in words: ">= 0.8", "not worse (higher is better, ±0.005)". */
+  /** The rule: ">= 0.8" for a gate; ">= serving - 0.005" for a duel (higher is better). */
   rule: string;
   /** The serving version's recorded value; null when nothing serves or it recorded none. */
   serving: number | null;
@@ -50,6 +50,8 @@ export interface IOutcome {
   refused: boolean;
   /** "refused: test_accuracy 0.79 against 0.821 of v3 (serving), ..." or "promoted v4: ...". */
   text: string;
+  /** Under the headline (which says `text` of a refusal): "v4 was not started; v3 still serves". */
+  summary: string;
   rows: IComparisonRow[];
 }
 
@@ -71,10 +73,11 @@ export function splitGate(gate: string): { metric: string; rule: string } {
     : { metric: gate, rule: gate };
 }
 
+/** Not worse than the serving version by more than the tolerance, as a comparison. */
 function duelRule(higherIsBetter: boolean, tolerance: number): string {
-  const better = higherIsBetter ? 'higher' : 'lower';
-  const allowed = tolerance > 0 ? `, ±${tolerance}` : '';
-  return `not worse (${better} is better${allowed})`;
+  const slack =
+    tolerance > 0 ? ` ${higherIsBetter ? '-' : '+'} ${tolerance}` : '';
+  return `${higherIsBetter ? '>=' : '<='} serving${slack}`;
 }
 
 /** The rows of a verdict: each gate, then each duel, with the serving version's values. */
@@ -213,9 +216,16 @@ export function outcomeOf(
   } else if (result.status !== 'healthy') {
     text = `metrics pass, but${version} ended ${String(result.status)}`;
   }
+  const champion = verdict.champion;
+  const kept =
+    champion === null ? 'nothing serves' : `v${champion} still serves`;
+  const notStarted = version
+    ? `${version.trim()} was not started`
+    : 'not started';
   return {
     refused,
     text,
+    summary: refused ? `${notStarted}; ${kept}` : text,
     rows: verdictRows(verdict, championValues(verdict), tolerance)
   };
 }

@@ -90,14 +90,7 @@ describe('comparisonOf', () => {
       ])
     ).toEqual([
       ['accuracy', 'gate', '>= 0.5', 0.9, 0.7, true],
-      [
-        'accuracy',
-        'duel',
-        'not worse (higher is better, ±0.01)',
-        0.9,
-        0.7,
-        false
-      ]
+      ['accuracy', 'duel', '>= serving - 0.01', 0.9, 0.7, false]
     ]);
     expect(c.rows[1].reason).toBe(DUEL_REASON);
   });
@@ -142,7 +135,7 @@ describe('comparisonOf', () => {
       })
     );
     expect(c.serving).toBe('nothing serves yet: there is no version to beat');
-    expect(c.rows[0].rule).toBe('not worse (lower is better)');
+    expect(c.rows[0].rule).toBe('<= serving');
     expect(c.rows[0].metric).toBe('rmse');
     expect(c.tolerance).toBeNull();
   });
@@ -179,6 +172,7 @@ describe('outcomeOf', () => {
     const outcome = outcomeOf(result, 0.01)!;
     expect(outcome.refused).toBe(true);
     expect(outcome.text).toBe(`refused: ${DUEL_REASON} (it was not started)`);
+    expect(outcome.summary).toBe('v2 was not started; v1 still serves');
     expect(outcome.rows[1]).toMatchObject({
       metric: 'accuracy',
       serving: 0.9,
@@ -200,6 +194,7 @@ describe('outcomeOf', () => {
       })
     };
     expect(outcomeOf(result)!.text).toBe('promoted v1: accuracy = 0.9');
+    expect(outcomeOf(result)!.summary).toBe('promoted v1: accuracy = 0.9');
   });
 
   it('does not call a version that passed its gates but failed later promoted', () => {

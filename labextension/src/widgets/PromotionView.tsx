@@ -90,8 +90,12 @@ export function Outcome({
       data-testid="nbops-outcome"
       data-refused={outcome.refused}
     >
-      <div className="nbops-Outcome-text" data-testid="nbops-outcome-text">
-        {outcome.text}
+      <div
+        className="nbops-Outcome-text"
+        data-testid="nbops-outcome-text"
+        title={outcome.text}
+      >
+        {outcome.summary}
       </div>
       {outcome.rows.length > 0 && (
         <RowsTable
