@@ -36,7 +36,8 @@ def gated_notebook(root: Path) -> None:
     (root / "data").mkdir(exist_ok=True)
     (root / "data" / "scores.csv").write_text("score\n1\n2\n")
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = kernel
     nb.metadata["nbops"] = GATES
     for index, (source, tags) in enumerate(CELLS):
         cell = nbformat.v4.new_code_cell(source)
