@@ -90,7 +90,7 @@ function Edge({ edge }: { edge: IPlacedEdge }): JSX.Element {
       data-source={edge.source}
       data-target={edge.target}
       data-artifacts={
-        edge.kind === 'after' || edge.kind === 'parameter' ? '' : edge.title
+        ['after', 'parameter', 'file'].includes(edge.kind) ? '' : edge.title
       }
     >
       <title>{edge.title}</title>
