@@ -185,3 +185,27 @@ async def test_a_worse_challenger_is_refused_with_both_figures_and_the_serving_o
     )
     assert (third["state"], third["result"]["version"]) == ("succeeded", 3), third
     assert third["result"]["verdict"] is None
+
+
+def test_gates_are_keyed_from_the_git_work_tree_as_ci_reads_them(tmp_path: Path) -> None:
+    import subprocess
+
+    from nbops.lab.server.challenger import declared_gates, gate_root
+    from nbops.model.analysis import analyse
+    from nbops.model.notebook import load_notebook
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.nbops.notebooks."sub/gated.ipynb"]\nrequire = ["accuracy>=0.6"]\n'
+    )
+    served = tmp_path / "sub"  # Jupyter serves a folder inside the repository
+    served.mkdir()
+    notebook = gated_notebook(served / "gated.ipynb", GATES)
+
+    assert gate_root(notebook, served) == tmp_path.resolve()
+    gates = declared_gates(notebook, served, analyse(load_notebook(notebook)))
+    assert [str(g) for g in gates.require] == ["accuracy>=0.6"]  # pyproject's wins
+    assert [str(r) for r in gates.must_beat] == ["accuracy"]  # the rest from the metadata
+    assert gate_root(notebook, tmp_path / "elsewhere") == tmp_path.resolve()
+    (tmp_path / ".git").rename(tmp_path / "not-git")
+    assert gate_root(notebook, served) == served.resolve()
