@@ -92,6 +92,27 @@ def test_the_lineage_view_lists_diagnostics_and_escapes_notebook_text(tmp_path: 
     )
 
 
+def test_the_lineage_view_lists_the_data_files_each_step_reads(tmp_path: Path) -> None:
+    path = tmp_path / "files.ipynb"
+    cells = [
+        ("rows = open('data/customers.csv').read()", ["step:load"]),
+        ("extra = 1", ["step:extras", "reads=extra/*.csv"]),
+        ("both = (rows, extra, open('data/customers.csv').read())", ["step:join"]),
+    ]
+    path.write_text(json.dumps(notebook_json(cells)))
+
+    view = LineageView(lineage_of_file(path, "files.ipynb"))
+
+    steps, flows = view.sections["steps"].value, view.sections["flows"].value
+    assert "<td><code>data/customers.csv</code></td>" in steps
+    assert "<td><code>extra/*.csv</code> <i>(reads=)</i></td>" in steps
+    for reader in ("load", "join"):
+        row = f"<td><code>data/customers.csv</code></td><td>&rarr;</td><td>{reader}</td>"
+        assert f"{row}\n    <td><i>data file</i></td>" in flows
+    assert "<td>extras</td>\n    <td><i>data file, named by reads=</i></td>" in flows
+    assert view._titles()[1] == "Flows (5)"  # 2 edges, 3 files read
+
+
 # the deploy button
 
 

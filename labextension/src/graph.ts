@@ -1,14 +1,16 @@
 /**
- * The lineage as a graph to draw: nodes for parameters, steps, tests, metrics and endpoints,
- * edges carrying the artifacts that flow, and a layered layout computed by dagre. Pure: no DOM.
+ * The lineage as a graph to draw: nodes for parameters, data files, steps, tests, metrics and
+ * endpoints, edges carrying the artifacts that flow, and a layered layout computed by dagre.
+ * Pure: no DOM.
  */
 import { graphlib, layout } from '@dagrejs/dagre';
 
 import type { ICellRef, IDiagnostic, ILineage, Severity } from './tokens';
 
-export type NodeKind = 'parameters' | 'step' | 'test' | 'metrics' | 'endpoint';
+export type NodeKind =
+  'parameters' | 'file' | 'step' | 'test' | 'metrics' | 'endpoint';
 export type EdgeKind =
-  'data' | 'after' | 'parameter' | 'test' | 'metrics' | 'endpoint';
+  'data' | 'after' | 'parameter' | 'file' | 'test' | 'metrics' | 'endpoint';
 
 export interface IGraphNode {
   id: string;
@@ -95,6 +97,11 @@ export function stepNodeId(name: string): string {
   return `step:${name}`;
 }
 
+/** One node per data file, however many steps read it. */
+export function fileNodeId(path: string): string {
+  return `file:${path}`;
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -156,10 +163,13 @@ export function buildGraph(
       // Which parameters a step reads, and what an endpoint loads, are in the tooltip: labels
       // on those edges crowd the graph (the endpoint's were its widest part in a sidebar).
       label:
-        kind === 'parameter' || kind === 'endpoint'
+        kind === 'parameter' || kind === 'endpoint' || kind === 'file'
           ? ''
           : clip(text, EDGE_LABEL_CHARS),
-      title: text || kind
+      title:
+        kind === 'file'
+          ? `${source.slice(5)} → ${target.slice(5)}`
+          : text || kind
     });
   };
 
@@ -212,6 +222,7 @@ export function buildGraph(
       edge('parameters', stepNodeId(step.name), 'parameter', step.parameters);
     }
   }
+  addFiles(lineage, node, edge);
   for (const e of lineage.edges) {
     edge(
       stepNodeId(e.source),
@@ -266,6 +277,62 @@ export function buildGraph(
     nodes,
     edges: edges.filter(e => known.has(e.source) && known.has(e.target))
   };
+}
+
+type AddNode = (
+  id: string,
+  kind: NodeKind,
+  label: string,
+  detail: string,
+  cells: ICellRef[],
+  title?: string
+) => void;
+type AddEdge = (
+  source: string,
+  target: string,
+  kind: EdgeKind,
+  names: readonly string[]
+) => void;
+
+/**
+ * A file node for each data file the steps read (in the order first read), with an edge into
+ * each step that reads it. The node shows the file's name, and its folder or how it was found
+ * (a `reads=` tag names a glob the code does not show); the tooltip has the path and readers.
+ */
+function addFiles(lineage: ILineage, node: AddNode, edge: AddEdge): void {
+  const files = new Map<string, { found: Set<string>; readers: string[] }>();
+  for (const step of lineage.steps) {
+    for (const file of step.files ?? []) {
+      const seen = files.get(file.path) ?? { found: new Set(), readers: [] };
+      seen.found.add(file.found);
+      if (!seen.readers.includes(step.name)) {
+        seen.readers.push(step.name);
+      }
+      files.set(file.path, seen);
+    }
+  }
+  for (const [path, { found, readers }] of files) {
+    const slash = path.lastIndexOf('/');
+    const name = path.slice(slash + 1);
+    const tagged = !found.has('static');
+    const detail = tagged
+      ? 'reads= tag'
+      : slash > 0
+        ? path.slice(0, slash + 1)
+        : '';
+    const how = tagged ? 'named by a reads= tag' : 'read in the code';
+    node(
+      fileNodeId(path),
+      'file',
+      clip(name, DETAIL_CHARS),
+      clip(detail, DETAIL_CHARS),
+      [],
+      `${path}\ndata file, ${how}\nread by: ${readers.join(', ')}`
+    );
+    for (const reader of readers) {
+      edge(fileNodeId(path), stepNodeId(reader), 'file', []);
+    }
+  }
 }
 
 /** Producers grouped by step, in the order first seen; `fallback` (no names) when none. */

@@ -25,6 +25,7 @@ import { rollbacksToAnnounce, type IRollbackNews } from './monitor';
 import {
   cancelJob,
   getDeployments,
+  getChallenger,
   getExporters,
   getJob,
   getJobs,
@@ -46,6 +47,7 @@ import type { ICellRole } from './tags';
 import {
   DEFAULT_SETTINGS,
   type ICellRef,
+  type IChallengerView,
   type IDeployment,
   type IExporter,
   type IJob,
@@ -98,6 +100,8 @@ export class NbopsModel {
   private _export: IExportState = EXPORT_IDLE;
   private _monitoring: IMonitoringView | null = null;
   private _monitoringError: Error | null = null;
+  private _challenger: IChallengerView | null = null;
+  private _challengerError: Error | null = null;
   private readonly _announced = new Set<string>();
   private _debounce: ReturnType<typeof setTimeout> | null = null;
   private _poll: ReturnType<typeof setTimeout> | null = null;
@@ -120,6 +124,8 @@ export class NbopsModel {
   readonly deploymentsChanged = new Signal<this, IDeployment[]>(this);
   /** The shown deployment's monitoring was fetched again (or could not be). */
   readonly monitoringChanged = new Signal<this, IMonitoringView | null>(this);
+  /** The comparison before a deploy was fetched again (or could not be). */
+  readonly challengerChanged = new Signal<this, IChallengerView | null>(this);
   /** A watch rolled a version back by itself: said once per rollback. */
   readonly rollbackAnnounced = new Signal<this, IRollbackNews>(this);
   /** The exporters were listed, or an export moved on. */
@@ -187,6 +193,14 @@ export class NbopsModel {
   get monitoringError(): Error | null {
     return this._monitoringError;
   }
+  /** What a deploy of the active notebook would be judged on now, as last fetched. */
+  get challenger(): IChallengerView | null {
+    return this._challenger;
+  }
+  /** Why the comparison could not be had: a gate naming no metric, say. */
+  get challengerError(): Error | null {
+    return this._challengerError;
+  }
   /** The installed exporters; null until the server has listed them. */
   get exporters(): IExporter[] | null {
     return this._exporters;
@@ -230,6 +244,10 @@ export class NbopsModel {
       this.monitoringChanged.emit(null);
       void this.refreshMonitoring();
     }
+    this._challenger = null;
+    this._challengerError = null;
+    this.challengerChanged.emit(null);
+    void this.refreshChallenger();
     this.lineageChanged.emit();
     this.selectionChanged.emit(null);
     if (source !== null) {
@@ -449,6 +467,7 @@ export class NbopsModel {
       }
     }
     await this.refreshDeployments();
+    await this.refreshChallenger();
   }
 
   // Exports
@@ -571,6 +590,33 @@ export class NbopsModel {
     }
   }
 
+  /** The comparison before a deploy of the active notebook: its gates, the serving version's
+   * metrics and its last run's, judged by the server. */
+  async refreshChallenger(): Promise<void> {
+    const path = this.notebookPath;
+    const name = this.deploymentName;
+    if (path === null || name === null) {
+      return;
+    }
+    try {
+      const view = await getChallenger(name, path);
+      if (path !== this.notebookPath) {
+        return; // another notebook became active meanwhile
+      }
+      this._challenger = view;
+      this._challengerError = null;
+    } catch (error) {
+      if (path !== this.notebookPath) {
+        return;
+      }
+      this._challenger = null;
+      this._challengerError = error as Error;
+    }
+    if (!this._disposed) {
+      this.challengerChanged.emit(this._challenger);
+    }
+  }
+
   /** Looks at the deployments every `pollMs` (every second while one is on its way). */
   startPolling(): void {
     if (this._polling) {
@@ -580,6 +626,9 @@ export class NbopsModel {
     const tick = async (): Promise<void> => {
       await this.refreshDeployments();
       await this.refreshMonitoring();
+      if (!isBusy(this._deploy)) {
+        await this.refreshChallenger(); // a run or deploy from elsewhere changes it
+      }
       if (!this._polling || this._disposed) {
         return;
       }

@@ -6,6 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type {
+  IChallengerView,
   IDeployment,
   IExporter,
   IJob,
@@ -109,6 +110,17 @@ export function getDeployments(): Promise<IDeployment[]> {
 export function getMonitoring(name: string): Promise<IMonitoringView> {
   return requestAPI<IMonitoringView>(
     `deployments/${encodeURIComponent(name)}/monitoring`
+  );
+}
+
+/** What a deploy of the notebook as `name` would be judged on now: gates, serving, last run. */
+export function getChallenger(
+  name: string,
+  path: string
+): Promise<IChallengerView> {
+  const query = new URLSearchParams({ notebook: path }).toString();
+  return requestAPI<IChallengerView>(
+    `deployments/${encodeURIComponent(name)}/challenger?${query}`
   );
 }
 

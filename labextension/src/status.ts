@@ -11,6 +11,8 @@ export type DeployPhase =
   | 'cancelling'
   | 'healthy'
   | 'failed'
+  /** Its metrics failed the gates or the serving version's: never started. */
+  | 'refused'
   | 'cancelled';
 export type JobKind = 'deploy' | 'rollback';
 
@@ -77,6 +79,7 @@ const STAGE_LABELS: Record<string, string> = {
   starting: 'starting',
   ready: 'waiting for /readyz',
   smoke: 'smoke request',
+  metrics: 'metric gates',
   promote: 'switching traffic',
   promoting: 'switching traffic',
   rollback: 'rolling back',
@@ -192,6 +195,10 @@ function fromJob(state: IDeployState, job: IJob): IDeployState {
       reason,
       headline: reason.startsWith('cancelled') ? reason : `cancelled: ${reason}`
     };
+  }
+  if (job.result?.status === 'refused') {
+    const reason = job.result.reason ?? job.error ?? 'refused';
+    return { ...base, phase: 'refused', reason, headline: reason };
   }
   const failure = failureOf(job);
   if (failure !== null) {

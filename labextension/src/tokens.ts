@@ -57,6 +57,14 @@ export interface IStep {
   parameters: string[];
   after: string[];
   files_written: string[];
+  /** Data files the step reads (absent from servers older than data-aware caching). */
+  files?: IStepFile[];
+}
+
+/** A data file a step reads: seen in its code (`static`) or named by a `reads=` tag (a glob). */
+export interface IStepFile {
+  path: string;
+  found: 'static' | 'reads' | string;
 }
 
 export interface IEdge {
@@ -207,6 +215,65 @@ export interface IDeployment extends IDeploymentVersion {
   rolled_back?: IRolledBack | null;
 }
 
+// Metric-gated promotion (README, "Metric-gated promotion"): a gate against the new version's
+// metrics, a duel against the serving version's.
+
+export interface IGateResult {
+  gate: string;
+  value: number | null;
+  /** null: the gate was not checked (no metrics were read). */
+  passed: boolean | null;
+  reason: string;
+}
+
+export interface IDuel {
+  metric: string;
+  higher_is_better: boolean;
+  challenger: number | null;
+  champion: number | null;
+  passed: boolean;
+  reason: string;
+}
+
+/** How a deploy's gatekeeper judged a build (a refused version's `figures`, plus the outcome). */
+export interface IVerdict {
+  gates: IGateResult[];
+  must_beat: IDuel[];
+  /** The serving version it was compared with, or null when nothing served. */
+  champion: number | null;
+  metrics: Record<string, number>;
+  refused?: boolean;
+  reason?: string;
+}
+
+/** `GET /nbops/api/deployments/<name>/challenger?notebook=P`: the comparison before a deploy. */
+export interface IChallengerView {
+  name: string;
+  notebook: string;
+  gated: boolean;
+  gates: {
+    require: string[];
+    must_beat: string[];
+    tolerance: number;
+    sources: string[];
+  };
+  serving: {
+    version: number;
+    status: string;
+    run_id: string | null;
+    metrics: Record<string, number>;
+  } | null;
+  /** The notebook's last successful run: what a deploy would build now, if unedited. */
+  challenger: {
+    run_id: string;
+    started_at: number;
+    parameters: Record<string, unknown>;
+    metrics: Record<string, number>;
+    same_notebook: boolean;
+  } | null;
+  verdict: IVerdict | null;
+}
+
 // Monitoring (`GET /nbops/api/deployments/<name>/monitoring`).
 
 /** One input field or output of a route: its window's shares next to the reference's. */
@@ -317,6 +384,8 @@ export interface IJobResult {
   url?: string | null;
   reason?: string | null;
   metrics?: Record<string, number> | null;
+  /** A deploy's metric gates as judged (null when it had none, or failed before). */
+  verdict?: IVerdict | null;
   [key: string]: unknown;
 }
 

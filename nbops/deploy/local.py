@@ -24,7 +24,7 @@ from typing import Any
 from nbops.deploy import health, processes, records
 from nbops.deploy.health import status
 from nbops.deploy.processes import NotHealthy
-from nbops.deploy.promotion import Gatekeeper
+from nbops.deploy.promotion import Gatekeeper, Verdict
 from nbops.deploy.records import Deployment
 from nbops.deploy.watch import WATCHING, Policy
 from nbops.errors import NbopsError
@@ -47,6 +47,7 @@ PAUSE_AT_ENV = "NBOPS_TEST_PAUSE_AT"
 
 # Told each stage as it starts: "snapshot", "starting", "ready", "smoke", "promoting", ...
 StageListener = Callable[[str, str], None]
+VerdictListener = Callable[[Verdict], None]
 __all__ = ["deploy", "deploy_notebook", "rollback", "status", "stop"]
 
 
@@ -112,9 +113,11 @@ def deploy_notebook(
     step_timeout: float | None = None,
     policy: Policy | None = None,
     gatekeeper: Gatekeeper | None = None,
+    on_verdict: VerdictListener | None = None,
 ) -> Deployment:
     """Build the notebook (cached) as a new version, recorded as `building` from the start,
-    so a build that fails shows in the history like any failed version."""
+    so a build that fails shows in the history like any failed version. `on_verdict` hears how
+    the gatekeeper judged the build, refused or not."""
     from nbops.build import builder as building
     from nbops.errors import StepFailed
 
@@ -144,7 +147,9 @@ def deploy_notebook(
             )
             stage("failed", failure.render())
             return _get(db, name, version)
-        return _deploy_build(home, lease, version, out, stable_port, on_stage, policy, gatekeeper)
+        return _deploy_build(
+            home, lease, version, out, stable_port, on_stage, policy, gatekeeper, on_verdict
+        )
 
 
 def _new_version(
@@ -184,12 +189,13 @@ def _deploy_build(
     on_stage: StageListener | None,
     policy: Policy | None,
     gatekeeper: Gatekeeper | None = None,
+    on_verdict: VerdictListener | None = None,
 ) -> Deployment:
     stage = on_stage or (lambda *_: None)
     name = lease.name
     manifest = read_manifest(build_dir)
     if gatekeeper:
-        refused = _gate(home.db(), name, version, manifest, gatekeeper, stage)
+        refused = _gate(home.db(), name, version, manifest, gatekeeper, stage, on_verdict)
         if refused is not None:
             return refused
     stage("snapshot", f"copying the build as {name} v{version}")
@@ -215,6 +221,7 @@ def _gate(
     manifest: dict[str, Any],
     gatekeeper: Gatekeeper,
     stage: StageListener,
+    on_verdict: VerdictListener | None = None,
 ) -> Deployment | None:
     """The new version's recorded metrics against the gates and the version serving: None to
     go on, else the version recorded `refused` with both sides' figures, never started."""
@@ -222,6 +229,8 @@ def _gate(
 
     verdict = promotion.judge(gatekeeper, manifest, records.current(db, name))
     stage("metrics", verdict.reason())
+    if on_verdict is not None:
+        on_verdict(verdict)
     if not verdict.refused:
         return None
     records.update(

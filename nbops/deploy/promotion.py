@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops.ci.gate_config import DeclaredGates
 from nbops.ci.gates import Duel, Gate, GateResult, Rival, duel, evaluate_gates
 from nbops.deploy.records import Deployment
 
@@ -26,6 +27,19 @@ class Gatekeeper:
 
     def __bool__(self) -> bool:
         return bool(self.require or self.must_beat)
+
+    @classmethod
+    def declared(cls, gates: DeclaredGates) -> Gatekeeper:
+        """The gatekeeper of a notebook's declared gates (pyproject.toml or its metadata), as
+        `nbops deploy --require ... --must-beat ... --tolerance ...` from CI builds it."""
+        return cls(gates.require, gates.must_beat, gates.tolerance)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "require": [str(gate) for gate in self.require],
+            "must_beat": [str(rival) for rival in self.must_beat],
+            "tolerance": self.tolerance,
+        }
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,10 @@ class Verdict:
             return "refused: " + "; ".join(failed) + " (it was not started)"
         passed = [g.reason for g in self.gates] + [d.reason for d in self.duels]
         return "metrics pass: " + "; ".join(passed)
+
+    def report(self) -> dict[str, Any]:
+        """The figures of `as_dict` with the outcome: `refused` and the one-line `reason`."""
+        return {**self.as_dict(), "refused": self.refused, "reason": self.reason()}
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -45,8 +45,10 @@ class LineageView:
         self.widget = widgets.VBox([self.header, tabs])
 
     def _titles(self) -> list[str]:
-        flows = len(self.lineage["edges"]) + sum(
-            len(e["artifacts"]) for e in self.lineage["endpoints"]
+        flows = (
+            len(self.lineage["edges"])
+            + sum(len(s.get("files") or []) for s in self.lineage["steps"])
+            + sum(len(e["artifacts"]) for e in self.lineage["endpoints"])
         )
         counts = (
             len(self.lineage["steps"]),

@@ -212,8 +212,10 @@ async def test_paths_outside_the_root_are_refused(jp_fetch: Fetch, root: Path, o
             ("check", "GET", None),
             ("deployments", "POST", {"path": path}),
             ("runs", "POST", {"path": path}),
+            ("deployments/model/challenger", "GET", None),
         ):
-            query = {"path": path} if method == "GET" else {}
+            key = "notebook" if route.endswith("challenger") else "path"
+            query = {key: path} if method == "GET" else {}
             data = json.dumps(body) if body else None
             request = jp_fetch("nbops", "api", route, method=method, params=query, body=data)
             code, reply = await refused(request)
@@ -236,6 +238,7 @@ ROUTES: list[tuple[str, dict[str, str], str, Any]] = [
     ("deployments", {}, "POST", MODEL_PATH),
     ("deployments/model/rollback", {}, "POST", {}),
     ("deployments/model/stop", {}, "POST", {}),
+    ("deployments/model/challenger", {"notebook": "model.ipynb"}, "GET", None),
     ("runs", {}, "POST", MODEL_PATH),
     ("exporters", {}, "GET", None),
     ("exports", {}, "POST", {"path": "model.ipynb", "to": "kfp", "store": "s3://b/p"}),

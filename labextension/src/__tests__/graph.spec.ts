@@ -3,6 +3,7 @@ import {
   cellRange,
   clip,
   edgePath,
+  fileNodeId,
   graphKey,
   layoutGraph,
   nodeOfCell,
@@ -12,8 +13,10 @@ import { MIN_FIT_SCALE, fitScale } from '../fit';
 import type { ILineage } from '../tokens';
 
 import churnJson from './churn.lineage.json';
+import filesJson from './files.lineage.json';
 
 const churn = churnJson as ILineage;
+const withFiles = filesJson as ILineage;
 
 function copy(lineage: ILineage): ILineage {
   return JSON.parse(JSON.stringify(lineage)) as ILineage;
@@ -214,6 +217,71 @@ describe('buildGraph', () => {
     expect(edge(graph2, 'step:prepare', 'step:train')?.label).toBe(
       'X_train, y_train'
     );
+  });
+});
+
+describe('data files', () => {
+  const graph = buildGraph(withFiles);
+
+  it('draws one node per data file, however many steps read it', () => {
+    const files = graph.nodes.filter(n => n.kind === 'file');
+    expect(files.map(n => n.id)).toEqual([
+      fileNodeId('data/customers.csv'),
+      fileNodeId('extra/*.csv')
+    ]);
+    expect(files.map(n => [n.label, n.detail])).toEqual([
+      ['customers.csv', 'data/'],
+      ['*.csv', 'reads= tag']
+    ]);
+    expect(files[0].title).toBe(
+      'data/customers.csv\ndata file, read in the code\nread by: load, features'
+    );
+    expect(files[1].title).toContain('named by a reads= tag');
+    expect(files.every(n => n.cells.length === 0)).toBe(true);
+  });
+
+  it('draws an unlabelled edge from a file into each step that reads it', () => {
+    const edges = graph.edges.filter(e => e.kind === 'file');
+    expect(edges.map(e => [e.source, e.target, e.label])).toEqual([
+      ['file:data/customers.csv', 'step:load', ''],
+      ['file:data/customers.csv', 'step:features', ''],
+      ['file:extra/*.csv', 'step:extras', '']
+    ]);
+  });
+
+  it('places each file above the steps that read it', () => {
+    const laid = layoutGraph(graph);
+    const at = (id: string) => laid.nodes.find(n => n.id === id)!;
+    for (const e of laid.edges.filter(e => e.kind === 'file')) {
+      expect(at(e.source).y).toBeLessThan(at(e.target).y);
+    }
+    const boxes = laid.nodes;
+    for (const a of boxes) {
+      for (const b of boxes) {
+        if (a.id < b.id) {
+          const apart =
+            Math.abs(a.x - b.x) >= (a.width + b.width) / 2 ||
+            Math.abs(a.y - b.y) >= (a.height + b.height) / 2;
+          expect(apart).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('draws no file node for a lineage without files (an older server)', () => {
+    expect(buildGraph(churn).nodes.some(n => n.kind === 'file')).toBe(false);
+    const older = copy(withFiles);
+    older.steps.forEach(step => delete step.files);
+    expect(buildGraph(older).nodes.some(n => n.kind === 'file')).toBe(false);
+  });
+
+  it('changes the drawing when a step starts reading another file', () => {
+    const more = copy(withFiles);
+    more.steps[2].files = [
+      ...(more.steps[2].files ?? []),
+      { path: 'data/prices.csv', found: 'static' }
+    ];
+    expect(graphKey(buildGraph(more))).not.toBe(graphKey(graph));
   });
 });
 

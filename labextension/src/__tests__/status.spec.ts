@@ -151,6 +151,35 @@ describe('deployReducer', () => {
     expect(isBusy(state)).toBe(false);
   });
 
+  it('ends refused, with the reason naming both figures, when the gates refuse it', () => {
+    const reason =
+      'refused: test_accuracy 0.79 against 0.821 of v3 (serving), higher is better, tolerance 0: worse (it was not started)';
+    const state = run([
+      ...started,
+      {
+        type: 'progress',
+        job: job({
+          state: 'failed',
+          error: reason,
+          stages: [
+            {
+              name: 'metrics',
+              state: 'failed',
+              message: reason,
+              started_at: 1,
+              ended_at: 2
+            }
+          ],
+          result: { name: 'churn', version: 4, status: 'refused', reason }
+        })
+      }
+    ]);
+    expect(state.phase).toBe('refused');
+    expect(state.headline).toBe(reason);
+    expect(state.stages[0].label).toBe('metric gates');
+    expect(isBusy(state)).toBe(false);
+  });
+
   it('fails with the reason when the new version never got healthy', () => {
     const state = run([
       ...started,

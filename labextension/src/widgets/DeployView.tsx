@@ -17,6 +17,7 @@ import type { IDeployment, IDeploymentVersion } from '../tokens';
 import { Export } from './ExportView';
 import { ErrorNote } from './LineageView';
 import { Monitoring, RollbackNotice, WatchLine } from './MonitorView';
+import { Comparison, Outcome } from './PromotionView';
 import { useSignals } from './useSignal';
 
 export class DeployView extends ReactWidget {
@@ -37,7 +38,8 @@ function Deploy({ model }: { model: NbopsModel }): JSX.Element {
       model.deployChanged,
       model.deploymentsChanged,
       model.lineageChanged,
-      model.monitoringChanged
+      model.monitoringChanged,
+      model.challengerChanged
     ],
     () => model.deploy
   );
@@ -70,9 +72,13 @@ function Deploy({ model }: { model: NbopsModel }): JSX.Element {
           <Export model={model} busy={busy} />
         </div>
       )}
+      {name !== null && (
+        <Comparison view={model.challenger} error={model.challengerError} />
+      )}
       {state.phase !== 'idle' && (
         <Progress
           state={state}
+          tolerance={model.challenger?.gates.tolerance ?? 0}
           onDismiss={() => model.dismissDeploy()}
           onCancel={() => void model.cancelDeploy()}
         />
@@ -102,10 +108,13 @@ function Deploy({ model }: { model: NbopsModel }): JSX.Element {
 
 function Progress({
   state,
+  tolerance,
   onDismiss,
   onCancel
 }: {
   state: IDeployState;
+  /** The declared tolerance, to word the verdict's duels. */
+  tolerance: number;
   onDismiss(): void;
   onCancel(): void;
 }): JSX.Element {
@@ -161,6 +170,9 @@ function Progress({
             <Stages state={state} />
           </details>
         ))}
+      {(state.phase === 'healthy' || state.phase === 'refused') && (
+        <Outcome result={state.result} tolerance={tolerance} />
+      )}
       {(state.phase === 'failed' || state.phase === 'cancelled') &&
         state.log.length > 0 && (
           <details className="nbops-Progress-log">

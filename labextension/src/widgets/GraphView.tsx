@@ -90,7 +90,7 @@ function Edge({ edge }: { edge: IPlacedEdge }): JSX.Element {
       data-source={edge.source}
       data-target={edge.target}
       data-artifacts={
-        edge.kind === 'after' || edge.kind === 'parameter' ? '' : edge.title
+        ['after', 'parameter', 'file'].includes(edge.kind) ? '' : edge.title
       }
     >
       <title>{edge.title}</title>
@@ -151,7 +151,11 @@ function Node({ node, selected, onSelect }: INodeProps): JSX.Element {
       }}
     >
       <title>{node.title}</title>
-      <rect width={node.width} height={node.height} rx={radius(node)} />
+      {node.kind === 'file' ? (
+        <FileShape width={node.width} height={node.height} />
+      ) : (
+        <rect width={node.width} height={node.height} rx={radius(node)} />
+      )}
       <text
         className="nbops-Node-label"
         x={node.width / 2}
@@ -173,6 +177,23 @@ function Node({ node, selected, onSelect }: INodeProps): JSX.Element {
         </text>
       )}
     </g>
+  );
+}
+
+/** How far the corner of a file node is folded down, in px. */
+const FOLD = 8;
+
+/** A page with its top-right corner folded: a data file, not a step. */
+function FileShape(props: { width: number; height: number }): JSX.Element {
+  const { width: w, height: h } = props;
+  return (
+    <>
+      <path
+        className="nbops-Node-page"
+        d={`M0,0 H${w - FOLD} L${w},${FOLD} V${h} H0 Z`}
+      />
+      <path className="nbops-Node-fold" d={`M${w - FOLD},0 V${FOLD} H${w} Z`} />
+    </>
   );
 }
 

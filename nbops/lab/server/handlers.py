@@ -160,6 +160,13 @@ def required_text(body: dict[str, Any], key: str) -> str:
     return value
 
 
+def flag(body: dict[str, Any], key: str, *, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{key!r} must be true or false.", fix=f'Send {{"{key}": true}}.')
+    return value
+
+
 def integer(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
@@ -235,8 +242,29 @@ class DeploymentsHandler(NbopsHandler):
             name=text(body, "name"),
             port=integer(body, "port"),
             parameters=body.get("parameters"),
+            root=self.state.root_dir,
+            gated=flag(body, "gated", default=True),
         )
         self.reply({"job_id": job.id}, status=202)
+
+
+class ChallengerHandler(NbopsHandler):
+    """GET ?notebook=P: the comparison before deploying P as NAME: its declared gates, the
+    serving version's metrics, P's last run's, each gate and duel judged."""
+
+    @web.authenticated
+    @READS
+    async def get(self, name: str) -> None:
+        notebook = self.notebook(self.query("notebook"))
+        reply = await self.off_loop(
+            operations.challenger,
+            notebook.os_path,
+            notebook.api_path,
+            name,
+            home=self.home,
+            root=self.state.root_dir,
+        )
+        self.reply(reply)
 
 
 class RollbackHandler(NbopsHandler):

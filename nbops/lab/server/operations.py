@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops.deploy.promotion import Gatekeeper, Verdict
 from nbops.errors import NbopsError, NotebookNotFound, ParameterError, StepFailed
 from nbops.lab.server.jobs import JobRegistry
 from nbops.lab.server.progress import Job, Outcome, Progress
@@ -73,6 +74,7 @@ class DeploySpec:
     port: int | None
     parameters: dict[str, Any]
     out: Path
+    gatekeeper: Gatekeeper = dataclasses.field(default_factory=Gatekeeper)
 
 
 @dataclass(frozen=True)
@@ -101,16 +103,24 @@ def start_deploy(
     name: str | None = None,
     port: int | None = None,
     parameters: dict[str, Any] | None = None,
+    root: Path | None = None,
+    gated: bool = True,
 ) -> Job:
-    """`nbops deploy NOTEBOOK` as a job; its result is the deployment, as `nbops status` shows."""
+    """`nbops deploy NOTEBOOK` as a job; its result is the deployment, as `nbops status` shows,
+    with the `verdict` of its metric gates. Unless `gated` is False, the gates are those the
+    notebook declares (pyproject.toml under `root`, or its metadata), as CI deploys it."""
+    from nbops.lab.server import challenger
+
     check_name(name)
     check_port(port)
     pipeline = runnable(notebook, label, home)
     overrides = parameter_values(parameters, pipeline)
     deployment = name or pipeline.notebook.name
     # Beside the state db, in the server's root, as the CLI run from there would.
-    out = home.root.parent / "build" / pipeline.notebook.name
-    spec = DeploySpec(notebook, label, home, via, name, port, overrides, out)
+    server_root = root or home.root.parent
+    out = server_root / "build" / pipeline.notebook.name
+    keeper = challenger.gatekeeper(notebook, server_root, pipeline) if gated else Gatekeeper()
+    spec = DeploySpec(notebook, label, home, via, name, port, overrides, out, keeper)
     return registry.submit(
         "deploy",
         label,
@@ -126,6 +136,7 @@ def deploy_work(spec: DeploySpec, job: Progress) -> Outcome:
     from nbops.deploy import local as deploy
 
     pipeline = runnable(spec.notebook, spec.label, spec.home)
+    verdicts: list[Verdict] = []
     with step_executor() as executor:
         deployment = deploy.deploy_notebook(
             pipeline,
@@ -138,11 +149,28 @@ def deploy_work(spec: DeploySpec, job: Progress) -> Outcome:
             listener=job.on_step,
             out=spec.out,
             executor=executor,
+            gatekeeper=spec.gatekeeper,
+            on_verdict=verdicts.append,
         )
     job.add_log(deployment.log_tail)
     healthy = deployment.status == "healthy"
     reason = None if healthy else deployment.reason or f"it ended {deployment.status}"
-    return Outcome(healthy, with_metrics(deployment.as_dict(), spec.home), reason)
+    result = with_metrics(deployment.as_dict(), spec.home)
+    result["verdict"] = verdicts[-1].report() if verdicts else None
+    return Outcome(healthy, result, reason)
+
+
+def challenger(notebook: Path, label: str, name: str, *, home: Home, root: Path) -> dict[str, Any]:
+    """GET deployments/<name>/challenger?notebook=P: what a deploy of the notebook as `name`
+    would be judged on now (README, "JupyterLab")."""
+    from nbops.lab.server import challenger as comparing
+    from nbops.run.home import analyse_with_runs
+
+    check_name(name)
+    read = dataclasses.replace(_read(notebook, label), path=str(notebook.resolve()))
+    pipeline = analyse_with_runs(read, home)
+    gates = comparing.declared_gates(notebook, root, pipeline)
+    return comparing.comparison(pipeline, label, name, gates, home)
 
 
 def start_run(

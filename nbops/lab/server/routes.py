@@ -22,6 +22,7 @@ ROUTES: tuple[tuple[str, type[handlers.NbopsHandler]], ...] = (
     (f"deployments/{NAME}/rollback", handlers.RollbackHandler),
     (f"deployments/{NAME}/stop", handlers.StopHandler),
     (f"deployments/{NAME}/monitoring", handlers.MonitoringHandler),
+    (f"deployments/{NAME}/challenger", handlers.ChallengerHandler),
     ("runs", handlers.RunsHandler),
     ("exporters", handlers.ExportersHandler),
     ("exports", handlers.ExportsHandler),
