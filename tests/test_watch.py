@@ -4,6 +4,7 @@ real services, the real proxy and its supervisor, and a client calling the stabl
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import signal
@@ -130,17 +131,47 @@ def flaky_notebook() -> dict[str, Any]:
     )
 
 
+class Builds:
+    """Builds of the test notebooks, made once per module and deployed by folder: the tests
+    are about what happens after a build, and each build costs a run and its tests."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "NBOPS_HOME": str(root / ".nbops")}
+        self.made: dict[str, Path] = {}
+
+    def folder(self, notebook: dict[str, Any], parameters: list[str]) -> Path:
+        text = json.dumps(notebook)
+        key = hashlib.sha256((text + repr(parameters)).encode()).hexdigest()[:12]
+        if key not in self.made:
+            (self.root / "model.ipynb").write_text(text)
+            out = self.root / key
+            subprocess.run(
+                [NBOPS, "build", "model.ipynb", "-o", str(out), *parameters],
+                cwd=self.root,
+                env=self.env,
+                capture_output=True,
+                check=True,
+            )
+            self.made[key] = out
+        return self.made[key]
+
+
 @dataclass
 class Project:
     root: Path
     port: int
+    builds: Builds
     env: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        (self.root / "model.ipynb").write_text(json.dumps(flaky_notebook()))
+    notebook: dict[str, Any] = field(default_factory=flaky_notebook)
 
     def argv(self, *args: str) -> list[str]:
-        return [NBOPS, "deploy", "model.ipynb", "--port", str(self.port), *args]
+        """`nbops deploy BUILD --name model ...`: the build of the notebook with the `-p`s
+        among `args`, the other arguments as given."""
+        parameters = [a for i, a in enumerate(args) if a == "-p" or (i and args[i - 1] == "-p")]
+        rest = [a for a in args if a not in parameters]
+        build = self.builds.folder(self.notebook, parameters)
+        return [NBOPS, "deploy", str(build), "--name", "model", "--port", str(self.port), *rest]
 
     def deploy(self, *args: str) -> dict[str, Any]:
         done = subprocess.run(
@@ -232,12 +263,17 @@ class Client(threading.Thread):
             time.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    return Builds(tmp_path_factory.mktemp("builds"))
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
+def project(tmp_path: Path, builds: Builds) -> Iterator[Project]:
     env = {**os.environ, "NBOPS_HOME": str(tmp_path / ".nbops")}
     env.pop("NBOPS_API_KEY", None)
     env.pop("NBOPS_WATCH", None)
-    project = Project(tmp_path, free_port(), env)
+    project = Project(tmp_path, free_port(), builds, env)
     yield project
     subprocess.run([NBOPS, "stop", "model"], cwd=tmp_path, env=env, capture_output=True)
 
@@ -503,7 +539,7 @@ def _send(project: Project, xs: range) -> None:
 def test_drift_in_a_watched_version_rolls_it_back_and_monitor_shows_it(
     project: Project,
 ) -> None:
-    (project.root / "model.ipynb").write_text(json.dumps(referenced_notebook()))
+    project.notebook = referenced_notebook()
     project.deploy("--watch", "0")
     _send(project, range(0, 200, 2))  # like the reference: 100 requests
     snapshot = json.loads(project.nbops("monitor", "model", "--format", "json"))
