@@ -8,6 +8,7 @@ import pytest
 
 from nbops.model import plain_python as module
 from nbops.model.plain_python import PATH, SHLEX, SUBPROCESS, PlainPython, indent_code, plain_python
+from nbops.model.python_source import cell_python
 
 RUN = (
     "print(\n    subprocess.run(\n        {},\n        shell=True,\n        check=True,\n"
@@ -294,3 +295,10 @@ def test_a_converted_shell_line_keeps_the_cells_line_numbers_for_what_follows() 
     loop = tree.body[1]
     assert isinstance(loop, ast.For)
     assert (loop.body[0].lineno, loop.body[0].end_lineno) == (7, 7)
+
+
+def test_a_cell_with_broken_indentation_is_kept_as_written_for_its_syntax_error() -> None:
+    # Found by tests/test_properties.py: IPython's tokenizer raised IndentationError here.
+    source = "def predict(x: float) -> float:\n    return x * b\n  indented = 1"
+
+    assert plain_python(source, cell_python(source)).code == source

@@ -255,7 +255,10 @@ def _ipython_transform(text: str) -> str:
 
     # Line numbers may shift (a `\`-continued `!cmd` becomes one line): generated code only
     # needs each statement, not the cell's numbering.
-    transformed: str = TransformerManager().transform_cell(text)  # type: ignore[no-untyped-call]
+    try:
+        transformed: str = TransformerManager().transform_cell(text)  # type: ignore[no-untyped-call]
+    except (SyntaxError, ValueError):  # IPython's tokenizer on broken indentation, say
+        return text  # the cell's own parse reports the syntax error, with its line
     return transformed
 
 
