@@ -65,6 +65,7 @@ def _checked(db: Any, row: Deployment) -> dict[str, Any]:
             code, _ = processes.get(f"http://127.0.0.1:{row.port}/healthz")
             health = "ok" if code == 200 else f"unhealthy ({code})"
             requests = _requests_served(row.port)
+    standby = _standby_version(db, row)
     data = row.as_dict()
     data.update(
         health=health,
@@ -77,8 +78,8 @@ def _checked(db: Any, row: Deployment) -> dict[str, Any]:
         if row.healthy_at and row.status == "healthy"
         else None,
         requests=requests,
-        standby=_standby_version(db, row),
-        watch_summary=watch_summary(row, _standby_version(db, row)),
+        standby=standby,
+        watch_summary=watch_summary(row, standby),
         rolled_back=_rolled_back_since(db, row),
     )
     return data

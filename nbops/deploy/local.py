@@ -304,16 +304,16 @@ def _bring_up(
     except NotHealthy as failure:
         return _failed(db, name, version, failure.reason, stage)
     previous = records.current(db, name)
-    watched = policy is not None and policy.watch_s > 0
-    keep = previous if watched and _can_stand_by(previous, version) else None
+    watch = policy if policy is not None and policy.watch_s > 0 else None
+    keep = previous if watch is not None and _can_stand_by(previous, version) else None
     records.promote(
         db,
         name,
         version,
-        watch=WATCHING if watched else None,
-        watch_until=time.time() + policy.watch_s if policy is not None and watched else None,
-        policy=policy.to_json() if policy is not None and watched else None,
-        canary=policy.canary if policy is not None and keep is not None else None,
+        watch=WATCHING if watch is not None else None,
+        watch_until=time.time() + watch.watch_s if watch is not None else None,
+        policy=watch.to_json() if watch is not None else None,
+        canary=watch.canary if watch is not None and keep is not None else None,
         standby=keep.version if keep is not None else None,
     )
     _hold("promoted")
@@ -328,8 +328,8 @@ def _bring_up(
         if keep is None or other.version != keep.version:
             _retire(db, name, other.version, "stopped")
     stage("healthy", f"{name} v{version} serves http://127.0.0.1:{stable_port}")
-    if policy is not None and watched:
-        stage("watching", _watch_plan(version, keep, policy))
+    if watch is not None:
+        stage("watching", _watch_plan(version, keep, watch))
     return _get(db, name, version)
 
 
