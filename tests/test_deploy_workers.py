@@ -19,11 +19,15 @@ from typing import Any
 
 import psutil
 import pytest
+import yaml
 from builders import notebook_json
 
+from nbops.build.packaging import render_packaging
 from nbops.deploy import processes
 from nbops.deploy.processes import NotHealthy, free_port
 from nbops.deploy.remote import docker_commands
+from nbops.model.analysis import analyse
+from nbops.model.notebook import notebook_from_dict
 from nbops.run.pids import start_time
 
 NBOPS = str(Path(sys.executable).parent / "nbops")
@@ -283,3 +287,72 @@ def test_workers_with_the_k8s_target_are_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "HorizontalPodAutoscaler in k8s/hpa.yaml scales the pods" in done.stderr
+
+
+# the k8s manifests
+
+
+def manifests(tmp_path: Path) -> dict[str, Path]:
+    from nbops.build.packaging import current_environment
+
+    pipeline = analyse(notebook_from_dict(workers_notebook(), "slow.ipynb"))
+    files = render_packaging(pipeline, current_environment(), {"build_id": "4f2a9c01d3b87e65"})
+    written = {}
+    for path, text in files.items():
+        if path.startswith("k8s/"):
+            written[path] = tmp_path / path
+            written[path].parent.mkdir(parents=True, exist_ok=True)
+            written[path].write_text(text)
+    return written
+
+
+def test_an_autoscaler_owns_the_deployments_replicas_by_cpu(tmp_path: Path) -> None:
+    files = manifests(tmp_path)
+    hpa = yaml.safe_load(files["k8s/hpa.yaml"].read_text())
+    deployment = yaml.safe_load(files["k8s/deployment.yaml"].read_text())
+    assert (hpa["apiVersion"], hpa["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70},
+            },
+        }
+    ]
+    assert hpa["metadata"]["labels"] == deployment["metadata"]["labels"]
+    assert "replicas" not in deployment["spec"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"] == "500m"
+
+
+def offline() -> list[str]:
+    """A prefix that runs a command with no network at all, where unshare can make one."""
+    for prefix in (["unshare", "-n"], ["unshare", "-rn"]):
+        if (
+            shutil.which("unshare")
+            and subprocess.run([*prefix, "true"], check=False).returncode == 0
+        ):
+            return prefix
+    return []
+
+
+def test_the_k8s_manifests_validate_against_the_kubernetes_schemas(tmp_path: Path) -> None:
+    files = manifests(tmp_path)
+    assert sorted(files) == ["k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/service.yaml"]
+    validate = str(Path(sys.executable).parent / "kubernetes-validate")
+    done = subprocess.run(
+        [*offline(), validate, "--strict", *map(str, files.values())],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("INFO") == 3, done.stdout
