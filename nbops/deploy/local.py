@@ -350,6 +350,7 @@ def _bring_up(
 
 
 def check_workers(workers: int) -> None:
+    """A DeployError for a count of workers no version can run with."""
     if workers < 1:
         raise DeployError(
             f"a version needs at least one worker process, not {workers}.",
