@@ -226,6 +226,30 @@ def test_workers_of_a_killed_manager_die_and_the_supervisor_starts_all_again(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_deploy_and_a_rollback_stop_every_worker_of_the_version_they_replace(
+    project: Project,
+) -> None:
+    fresh_slow_dir(project, 0.0)
+    before = project.status()
+    replaced = [psutil.Process(before["pid"]), *children_of(before["pid"])]
+    done = project.nbops("deploy", "build/slow", "--workers", "3", "--watch", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"v{before['version'] + 1} (3 workers)" in done.stdout
+    assert wait_until_gone(replaced, 5.0) == []
+    new = project.status()
+    assert (new["workers"], len(workers_of(new["pid"]))) == (3, 3)
+
+    replaced = [psutil.Process(new["pid"]), *children_of(new["pid"])]
+    done = project.nbops("rollback", "slow", "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    back = json.loads(done.stdout)
+    assert (back["version"], back["workers"]) == (before["version"], 2)
+    assert wait_until_gone(replaced, 5.0) == []
+    assert len(workers_of(project.status()["pid"])) == 2
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_stop_leaves_no_worker_running(project: Project) -> None:
     row = project.status()
