@@ -33,6 +33,8 @@ demo: $(STAMP)
 	$(NBOPS) deploy $(EXAMPLE) --port $(DEMO_PORT)
 	@echo "== a prediction from the deployed service"
 	@$(PY) -c 'import json, urllib.request as u; body = json.load(open("build/churn/nbops.json"))["endpoints"][0]["example"]; r = u.urlopen(u.Request("http://127.0.0.1:$(DEMO_PORT)/predict", json.dumps(body).encode(), {"Content-Type": "application/json"})); print(json.dumps(body), "->", r.read().decode())'
+	@echo "== the same customer through the micro-batched route (predict_many, for high traffic)"
+	@$(PY) -c 'import json, urllib.request as u; body = json.load(open("build/churn/nbops.json"))["endpoints"][1]["example"]; r = u.urlopen(u.Request("http://127.0.0.1:$(DEMO_PORT)/predict_batch", json.dumps(body).encode(), {"Content-Type": "application/json"})); print(json.dumps(body), "->", r.read().decode())'
 	@echo "== nbops status"
 	$(NBOPS) status
 	@echo

@@ -182,14 +182,25 @@ def test_a_version_is_promoted_only_once_every_worker_is_ready(project: Project)
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_requests_are_answered_by_several_workers(project: Project) -> None:
-    url = f"http://127.0.0.1:{project.port}"
+    stable = f"http://127.0.0.1:{project.port}"
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda x: predict(url, x), [float(x) for x in range(64)]))
+        answers = list(pool.map(lambda x: predict(stable, x), [float(x) for x in range(64)]))
     assert [a["y"] for a in answers] == [3.0 * x for x in range(64)]
     row = project.status()
+    workers = {p.pid for p in workers_of(row["pid"])}
     answered = {int(a["pid"]) for a in answers}
+    # The proxy keeps its connections to the version open, and which worker accepted each is
+    # the kernel's choice: on a loaded machine one may have taken them all. New connections
+    # straight to the version's port, a few rounds at most, reach the others.
+    version = f"http://127.0.0.1:{row['port']}"
+    for _ in range(10):
+        if len(answered) > 1:
+            break
+        with ThreadPoolExecutor(8) as pool:
+            more = list(pool.map(lambda x: predict(version, x), [float(x) for x in range(32)]))
+        answered |= {int(a["pid"]) for a in more}
     assert len(answered) > 1
-    assert answered <= {p.pid for p in workers_of(row["pid"])}
+    assert answered <= workers
 
 
 @pytest.mark.slow
