@@ -19,7 +19,7 @@ from test_examples import nbops, write
 from nbops.build.batchable import judge, same
 from nbops.build.service import render_service
 from nbops.deploy.serve import BatchSettings
-from nbops.model.examples import smoke_example
+from nbops.model.examples import example_request, smoke_example
 from nbops.model.notebook import Cell
 from nbops.model.options import TagOption
 from nbops.model.tags import CellTags, Role, read_cell_tags
@@ -217,6 +217,22 @@ def test_a_batch_function_without_an_example_call_gets_a_hint() -> None:
         "{...}])'; the build calls it with them, alone and together."
     ]
     assert not [m for m in messages(pipeline(CELLS)) if "example" in m]
+
+
+def test_example_cells_below_another_serve_cell_call_any_serve_function() -> None:
+    one = ("def predict(row: dict) -> dict:\n    return row", ["serve"])
+    many = (PREDICT.replace("def predict(", "def predict_many("), ["serve:predict_batch", "batch"])
+    examples = [
+        ("predict({'a': 1, 'b': 2.0})", ["example"]),
+        ("predict_many([{'a': 1, 'b': 2.0}, {'a': 3, 'b': 4.0}])", ["example"]),
+    ]
+    served = pipeline([SETUP, TRAIN, one, many, *examples])
+    assert [m for m in messages(served) if not m.startswith("info")] == []
+    bodies = {e.name: example_request(served, e) for e in served.endpoints}
+    assert bodies == {
+        "predict": {"row": {"a": 1, "b": 2.0}},
+        "predict_many": {"rows": {"a": 1, "b": 2.0}},
+    }
 
 
 def test_a_service_without_batch_functions_has_no_batching_module() -> None:

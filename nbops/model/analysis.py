@@ -72,6 +72,15 @@ class _Analysis:
             for f in code.names.functions
         )
         self.names = {id(s): section_names(s, self.imported, self.effects) for s in self.sections}
+        # An example cell may call any serve function, wherever it sits: below another serve
+        # cell it continues that cell's section, but the service never runs it.
+        self.served = frozenset(
+            f.name
+            for s in self.sections
+            if s.role is Role.SERVE
+            for code in s.cells
+            for f in code.names.functions
+        )
         self.diagnostics: list[Diagnostic] = list(notebook.notes)
         self.parameters: tuple[Parameter, ...] = ()
         self.parameter_code: tuple[ParameterCode, ...] = ()
@@ -445,6 +454,8 @@ class _Analysis:
         if deferred:
             reads += [(name, use, True) for name, use in names.deferred.items()]
         for name, use, in_function in reads:
+            if use.code.tags.example and name in self.served:
+                continue
             producer = self.latest.get(name)
             if producer is not None:
                 self.consumed.setdefault(producer, set()).add(name)
