@@ -32,6 +32,7 @@ class Measurement:
     aim: str = ""
     aim_ratio: float | None = None
     aim_seconds: float | None = None
+    aim_over_baseline_s: float | None = None  # at most this many seconds above the baseline
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -54,6 +55,9 @@ class Measurement:
             return self.ratio <= self.aim_ratio
         if self.aim_seconds is not None:
             return self.median < self.aim_seconds
+        base = self.baseline_median
+        if self.aim_over_baseline_s is not None and base is not None:
+            return self.median - base <= self.aim_over_baseline_s
         return None
 
     def as_dict(self) -> dict[str, Any]:
