@@ -426,6 +426,9 @@ def test_the_service_predicts_what_the_notebook_function_predicts(faces: Faces) 
         pytest.skip("no serve cells")
     manifest = json.loads((faces.build / "nbops.json").read_text())
     for endpoint in manifest["endpoints"]:
+        if endpoint["batch"]:
+            check_batch_endpoint(faces, endpoint)
+            continue
         request = endpoint["example"] or faces.notebook.requests[endpoint["name"]]
         answer = httpx.post(f"{faces.server.url}/{endpoint['route']}", json=request, timeout=30)
         assert answer.status_code == 200, answer.text
@@ -434,6 +437,34 @@ def test_the_service_predicts_what_the_notebook_function_predicts(faces: Faces) 
         shown = executed_example_result(faces, endpoint["name"])
         if shown is not None:  # the notebook's own call, as papermill ran it
             assert answer.json() == {"result": shown}
+
+
+def check_batch_endpoint(faces: Faces, endpoint: dict[str, Any]) -> None:
+    """A batch function's route answers each item of the notebook's example call (one request
+    each) and its /batch route the whole list, as the notebook's function does on the list and
+    as papermill showed it."""
+    name, route = endpoint["name"], f"{faces.server.url}/{endpoint['route']}"
+    [argument] = endpoint["example"]
+    items = example_call_items(faces, name)
+    expected = json.loads(json.dumps(notebook_function(faces, name)(items)))
+    assert executed_example_result(faces, name) == expected
+    for item, result in zip(items, expected, strict=True):
+        answer = httpx.post(route, json={argument: item}, timeout=30)
+        assert answer.json() == {"result": result}, answer.text
+    listed = httpx.post(f"{route}/batch", json=[{argument: i} for i in items], timeout=30)
+    assert listed.json() == {"results": expected, "errors": []}, listed.text
+
+
+def example_call_items(faces: Faces, name: str) -> list[Any]:
+    """The list a batch function's example cell passes it, read from the cell's source."""
+    _, executed = faces.papermill
+    for cell in executed.cells:
+        if cell.cell_type == "code" and cell.source.lstrip().startswith(f"{name}("):
+            call = ast.parse(cell.source).body[0]
+            assert isinstance(call, ast.Expr) and isinstance(call.value, ast.Call)
+            items: list[Any] = ast.literal_eval(call.value.args[0])
+            return items
+    raise AssertionError(f"no example call of {name}")
 
 
 def notebook_function(faces: Faces, name: str) -> Any:

@@ -465,8 +465,10 @@ def test_the_churn_example_has_the_lineage_its_cells_imply() -> None:
     assert Edge("train", "evaluate", ("model",)) in p.edges
     assert Edge("evaluate", "report", (), kind="after") in p.edges
     assert [(e.route, e.artifacts) for e in p.endpoints] == [
-        ("predict", ("feature_columns", "model"))
+        ("predict", ("feature_columns", "model")),
+        ("predict_batch", ("feature_columns", "model")),
     ]
+    assert [(e.name, e.batch) for e in p.endpoints] == [("predict", False), ("predict_many", True)]
 
 
 # Kale's and papermill's ways

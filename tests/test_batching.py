@@ -152,6 +152,39 @@ def test_missing_hints_are_warnings() -> None:
     ]
 
 
+def test_a_function_named_after_anothers_batch_route_is_an_error_with_a_new_name() -> None:
+    one = ("def predict(row: dict) -> dict:\n    return row", ["serve"])
+    many = (PREDICT.replace("def predict(", "def predict_batch("), ["serve", "batch"])
+    found = messages(pipeline([SETUP, TRAIN, one, many]))
+    assert [m for m in found if m.startswith("error")] == [
+        "error cell 3 line 1: serve function 'predict_batch' cannot be served beside 'predict' "
+        "(route /predict, cell 2): the service names schemas and routes after their functions, "
+        "and both would have one named 'PredictBatchOutput', in the one module of serve "
+        "functions. | Rename 'predict_batch' (e.g. 'predict_many'); to keep its route "
+        "/predict_batch, tag the cell 'serve:predict_batch'."
+    ]
+    renamed = (
+        PREDICT.replace("def predict(", "def predict_many("),
+        ["serve:predict_batch", "batch"],
+    )
+    served = pipeline([SETUP, TRAIN, one, renamed]).endpoints
+    assert [(e.name, e.route) for e in served] == [
+        ("predict", "predict"),
+        ("predict_many", "predict_batch"),
+    ]
+
+
+def test_two_serve_functions_of_one_name_are_an_error_at_check() -> None:
+    first = ("def predict(row: dict) -> dict:\n    return row", ["serve:a"])
+    second = ("def predict(row: dict) -> dict:\n    return row", ["serve:b"])
+    found = [m for m in messages(pipeline([SETUP, TRAIN, first, second])) if "beside" in m]
+    assert found == [
+        "error cell 3 line 1: serve function 'predict' cannot be served beside 'predict' (route "
+        "/a, cell 2): they share a name, in the one module of serve functions. | Rename "
+        "'predict' (e.g. 'predict_one'); its route /b stays."
+    ]
+
+
 # the request model and the example
 
 

@@ -56,6 +56,7 @@ def test_a_build_holds_code_artifacts_tests_report_and_manifest(tmp_path: Path, 
             "route": "predict",
             "cells": [{"index": 6, "id": "c6"}],
             "artifacts": {"scaled": "scale.scaled"},
+            "batch": False,
             "example": None,
             "example_cell": None,
         }

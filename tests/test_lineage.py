@@ -57,6 +57,7 @@ def test_lineage_json_has_the_documented_shape() -> None:
     assert endpoint["cells"] == [{"index": 5, "id": "c5"}]
     assert endpoint["artifacts"] == ["b"]
     assert endpoint["producers"] == {"b": "train"}
+    assert endpoint["batch"] is False
     assert data["tests"] == [{"step": "train", "cells": [{"index": 3, "id": "c3"}]}]
     assert data["metrics"] == {"names": ["score"], "cells": [{"index": 4, "id": "c4"}]}
     assert data["diagnostics"] == []

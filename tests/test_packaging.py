@@ -478,6 +478,7 @@ def test_write_packaging_returns_the_local_module_warnings(tmp_path: Path) -> No
         ".dockerignore",
         "Dockerfile",
         "k8s/deployment.yaml",
+        "k8s/hpa.yaml",
         "k8s/service.yaml",
         "requirements.lock",
     ]

@@ -261,11 +261,11 @@ def test_the_churn_build_stores_the_reference_profile_and_its_hash(tmp_path: Pat
 
     assert built.returncode == 0, built.stderr
     manifest = json.loads((out / "nbops.json").read_text())
-    (endpoint,) = manifest["endpoints"]
-    profile_bytes = (out / "profile.json").read_bytes()
+    endpoint, batch = manifest["endpoints"]
+    profile_bytes = (out / "profile-predict.json").read_bytes()
     assert endpoint["reference"] == {
         "artifact": "load.customers",
-        "profile": "profile.json",
+        "profile": "profile-predict.json",
         "sha256": hashlib.sha256(profile_bytes).hexdigest(),
     }
     profile = json.loads(profile_bytes)
@@ -278,3 +278,6 @@ def test_the_churn_build_stores_the_reference_profile_and_its_hash(tmp_path: Pat
     outputs = {f["name"]: f for f in profile["outputs"]}
     assert outputs["churn_probability"]["kind"] == "numeric"
     assert outputs["churn"]["kind"] == "categorical"
+    # The batch function, called on the same sampled rows, profiles the same answers.
+    assert batch["reference"]["profile"] == "profile-predict_batch.json"
+    assert json.loads((out / "profile-predict_batch.json").read_bytes()) == profile

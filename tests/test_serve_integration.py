@@ -54,7 +54,7 @@ def notebook_predict(build_dir: Path) -> Any:
     artifacts of the run the build came from."""
     notebook = load_notebook(CHURN)
     manifest = json.loads((build_dir / "nbops.json").read_text())
-    [endpoint] = manifest["endpoints"]
+    endpoint = next(e for e in manifest["endpoints"] if e["name"] == "predict")
     store = ArtifactStore(build_dir / "artifacts")
     namespace: dict[str, Any] = {
         name: store.get(manifest["artifacts"][key]["sha256"], manifest["artifacts"][key]["format"])
@@ -233,7 +233,13 @@ def test_version_names_the_notebook_cells_each_route_came_from(
             "route": "predict",
             "cells": [{"index": 22, "id": "churn-22"}, {"index": 26, "id": "churn-26"}],
             "artifacts": {"feature_columns": "features.feature_columns", "model": "train.model"},
-        }
+        },
+        {
+            "name": "predict_many",
+            "route": "predict_batch",
+            "cells": [{"index": 28, "id": "churn-28"}, {"index": 29, "id": "churn-29"}],
+            "artifacts": {"feature_columns": "features.feature_columns", "model": "train.model"},
+        },
     ]
     assert version["notebook"]["sha256"] == load_notebook(CHURN).sha256
     assert (version["build_id"], version["run_id"]) == (manifest["build_id"], manifest["run_id"])

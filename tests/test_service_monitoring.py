@@ -82,9 +82,9 @@ def monitoring(server: Server) -> dict[str, Any]:
 
 
 def route(report: dict[str, Any]) -> dict[str, Any]:
-    (only,) = report["routes"]
-    assert only["route"] == "predict"
-    return only
+    """The per-request route's scores (churn serves /predict_batch too)."""
+    (predict,) = [r for r in report["routes"] if r["route"] == "predict"]
+    return predict
 
 
 def by_name(fields: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -273,7 +273,7 @@ def test_an_altered_profile_is_served_with_drift_off_and_the_reason(
 ) -> None:
     copy = tmp_path / "churn"
     shutil.copytree(churn, copy)
-    profile = copy / "profile.json"
+    profile = copy / "profile-predict.json"
     profile.write_text(profile.read_text().replace('"rows": 600', '"rows": 601'))
     with serving(copy, tmp_path / "logs", **NOW) as server:
         send(server, stream(customers)[:120])
@@ -292,7 +292,7 @@ def test_a_missing_profile_is_served_with_drift_off_and_the_reason(
 ) -> None:
     copy = tmp_path / "churn"
     shutil.copytree(churn, copy)
-    (copy / "profile.json").unlink()
+    (copy / "profile-predict.json").unlink()
     with serving(copy, tmp_path / "logs", **NOW) as server:
         answered = httpx.post(
             f"{server.url}/predict",
@@ -310,7 +310,8 @@ def test_a_missing_profile_is_served_with_drift_off_and_the_reason(
 
     assert answered.status_code == 200
     assert scores["reason"] == (
-        f"the reference profile {copy / 'profile.json'} cannot be read (No such file or directory)"
+        f"the reference profile {copy / 'profile-predict.json'} cannot be read "
+        "(No such file or directory)"
     )
 
 

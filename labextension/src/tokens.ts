@@ -97,6 +97,8 @@ export interface IEndpoint {
   arguments: IEndpointArgument[];
   returns: string | null;
   docstring: string;
+  /** Whether the function takes a list of requests' inputs (`serve batch`). */
+  batch?: boolean;
 }
 
 export interface ITest {

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nbops.build.service import class_name
+from nbops.model.endpoints import class_name
 from nbops.model.examples import smoke_example
 from nbops.model.pipeline import Endpoint, Pipeline
 

@@ -349,6 +349,8 @@ def _manifest_endpoint(pipeline: Pipeline, endpoint: Endpoint) -> dict[str, Any]
         "route": endpoint.route,
         "cells": [c.as_dict() for c in endpoint.cells],
         "artifacts": {name: f"{producer}.{name}" for name, producer in endpoint.inputs},
+        # A batch function's route micro-batches one item per request.
+        "batch": endpoint.batch,
         # The example request the build's smoke tests sent: a deploy sends it too.
         "example": example.body if example else None,
         "example_cell": example.cell.as_dict() if example else None,

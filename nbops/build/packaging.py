@@ -36,6 +36,7 @@ PACKAGING_FILES = {
     ".dockerignore": "packaging/dockerignore.j2",
     "k8s/deployment.yaml": "packaging/k8s/deployment.yaml.j2",
     "k8s/service.yaml": "packaging/k8s/service.yaml.j2",
+    "k8s/hpa.yaml": "packaging/k8s/hpa.yaml.j2",
 }
 # What the generated service imports. starlette comes with fastapi, but service/ imports it
 # directly, so it is pinned as the service was tested with it.
@@ -58,6 +59,9 @@ FORMAT_NEEDS: Mapping[str, tuple[str, ...]] = {
 }
 PORT = 8000  # where `uvicorn service.main:app` listens in the image
 UID = 10001  # numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd
+# The pods' autoscaling (k8s/hpa.yaml): between these replicas, towards this CPU utilization
+# of each pod's request.
+AUTOSCALING = {"min_replicas": 2, "max_replicas": 10, "cpu_utilization": 70, "cpu_request": "500m"}
 DNS_LABEL_MAX = 63
 PYTHON_OF_LOCK = re.compile(r"with Python (\d+(?:\.\d+)+)")
 
@@ -270,6 +274,7 @@ def _context(
         "labels": _labels(name, build_id),
         "port": PORT,
         "uid": UID,
+        **AUTOSCALING,
     }
 
 

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 BINS = 10
@@ -103,11 +104,13 @@ def reference_profile(
     fields: Sequence[str] | None,
     call: Callable[[dict[str, Any]], Any] | None = None,
     *,
+    calls: Callable[[list[dict[str, Any]]], list[Any]] | None = None,
     sample: int = SAMPLE,
     seed: int = SEED,
 ) -> Profile:
     """The profile of `fields` (all columns when None) of `rows` (a DataFrame, or a list or dict
-    of records), and of what `call` returns for each of up to `sample` seeded rows."""
+    of records), and of what `call` returns for each of up to `sample` seeded rows (or `calls`
+    for all of them at once, a batch function's way)."""
     frame = as_frame(rows)
     names = list(fields) if fields is not None else [str(c) for c in frame.columns]
     absent = [name for name in names if name not in frame.columns]
@@ -115,12 +118,18 @@ def reference_profile(
         have, missing = ", ".join(map(str, frame.columns)), ", ".join(absent)
         raise ValueError(f"the reference rows have no column {missing} (they have {have})")
     inputs = tuple(field_profile(name, frame[name]) for name in names)
-    if call is None:
+    if calls is None and call is not None:
+        calls = partial(_each, call)
+    if calls is None:
         return Profile(len(frame), 0, inputs, ())
     picked = sample_rows(frame[names], sample, seed)
-    outputs = output_frame([call(record) for record in picked.to_dict(orient="records")])
+    outputs = output_frame(calls(picked.to_dict(orient="records")))
     profiles = tuple(field_profile(str(name), outputs[name]) for name in outputs.columns)
     return Profile(len(frame), len(picked), inputs, profiles)
+
+
+def _each(call: Callable[[dict[str, Any]], Any], records: list[dict[str, Any]]) -> list[Any]:
+    return [call(record) for record in records]
 
 
 def as_frame(rows: Any) -> Any:

@@ -21,6 +21,7 @@ from nbops.run.home import Home
 from nbops.run.state import RunRecord
 
 PROFILE = "profile.json"
+BATCH = 64  # items per call of a batch function: the service's NBOPS_MAX_BATCH_SIZE default
 
 
 def profile_file(pipeline: Pipeline, endpoint: Endpoint) -> str:
@@ -109,12 +110,19 @@ def main(plan: dict[str, Any]) -> None:
     argument = plan["argument"]
 
     def call(row: dict[str, Any]) -> Any:
-        if plan.get("batch"):  # a list of one item (the row, or its one field); its result
-            return function([row if argument else row[plan["fields"][0]]])[0]
         return function(**{argument: row}) if argument else function(**row)
 
+    def calls(rows: list[dict[str, Any]]) -> list[Any]:
+        """A batch function on the rows (or their one field), in batches as the service makes
+        them at most: one call per batch rather than one per row."""
+        items = [row if argument else row[plan["fields"][0]] for row in rows]
+        return [r for at in range(0, len(items), BATCH) for r in function(items[at : at + BATCH])]
+
     rows = deserialise(Path(plan["rows"]).read_bytes(), plan["format"])
-    profile = reference_profile(rows, plan["fields"], call)
+    if plan.get("batch"):
+        profile = reference_profile(rows, plan["fields"], calls=calls)
+    else:
+        profile = reference_profile(rows, plan["fields"], call)
     Path(plan["out"]).write_text(profile.to_json())
 
 

@@ -25,6 +25,7 @@ from nbops.build.codegen import (
     python_literal,
 )
 from nbops.model.dataflow import scan
+from nbops.model.endpoints import class_name
 from nbops.errors import PipelineError
 from nbops.model.examples import smoke_example
 from nbops.build import profile
@@ -106,7 +107,6 @@ def service_context(pipeline: Pipeline) -> dict[str, Any]:
     scope = Scope(pipeline)
     types = notebook_types(_trees(pipeline, pipeline.setup))
     endpoints = [_endpoint(pipeline, endpoint, types) for endpoint in pipeline.endpoints]
-    _check_names(pipeline.endpoints)
     return {
         "name": base["name"],
         "notebook": base["notebook"],
@@ -239,25 +239,6 @@ def _model_attributes() -> frozenset[str]:
 def _clashes(name: str) -> bool:
     """Whether the name cannot be a pydantic field: private, pydantic's own, or a method."""
     return name.startswith(("_", "model_")) or name in _model_attributes()
-
-
-def class_name(function: str) -> str:
-    """`predict_proba` -> `PredictProba`: the stem of the names of its schemas."""
-    return "".join(part[:1].upper() + part[1:] for part in function.split("_") if part)
-
-
-def _check_names(endpoints: Iterable[Endpoint]) -> None:
-    """The serve cells share one module, and each function names its schemas: no two alike."""
-    seen: dict[str, Endpoint] = {}
-    for endpoint in endpoints:
-        other = seen.setdefault(class_name(endpoint.name), endpoint)
-        if other is not endpoint:
-            raise _unsupported(
-                endpoint,
-                f"the serve function of route /{other.route} is named {other.name!r} too, "
-                "and the service holds the serve cells in one module.",
-                "Give the two functions different names (the routes can stay).",
-            )
 
 
 def _unsupported(endpoint: Endpoint, message: str, fix: str) -> PipelineError:

@@ -27,6 +27,15 @@ from nbops.cli.executing import execution_options, executor_from
     help="local runs it here; docker and k8s use the build's Dockerfile and k8s/ manifests.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="uvicorn worker processes serving the version on its port, each with the artifacts "
+    "loaded; it is promoted only once all of them are ready. --target docker runs that many in "
+    "the container; with k8s the pods scale instead (k8s/hpa.yaml).",
+)
+@click.option(
     "--watch",
     "watch",
     metavar="DURATION",
@@ -103,6 +112,7 @@ def deploy(
     gates: tuple[str, ...],
     rivals: tuple[str, ...],
     tolerance: float,
+    workers: int,
     **execution: Any,
 ) -> None:
     """Deploy a notebook (built first, cached) or a build folder. The new version is started
@@ -112,7 +122,9 @@ def deploy(
     checked through its schema only. Otherwise it is stopped and the old one keeps serving.
     With --require or --must-beat, a version whose run's metrics fail them is `refused` and
     never started. Once promoted, it is watched for the bake period (see --watch); the watch
-    goes on when this command has ended. Exit 1 if the new version failed or was refused."""
+    goes on when this command has ended. With --workers N, the version runs N worker processes
+    on its port and is promoted only when all N have loaded their artifacts. Exit 1 if the new
+    version failed or was refused."""
     import json
 
     from nbops.cli.terminal import console
@@ -135,23 +147,46 @@ def deploy(
                 f"--must-beat needs the version serving, which only the local target knows; "
                 f"with --target {where}, gate the run with --require instead"
             )
+        if where == "k8s" and workers > 1:
+            raise click.BadParameter(
+                "with --target k8s the HorizontalPodAutoscaler in k8s/hpa.yaml scales the pods "
+                "(2 to 10, by CPU); give --workers to the local or docker target",
+                param_hint="--workers",
+            )
         folder = _build_folder(target, params, execution, step_timeout)
         if keeper.require:
             _gate_remote(folder, keeper, say)
-        sys.exit(remote_deploy(where, folder, name=name, port=port, say=say))
+        sys.exit(remote_deploy(where, folder, name=name, port=port, say=say, workers=workers))
     if Path(target).is_dir():
         deployment = deploying.deploy(
-            Path(target), name=name, port=port, on_stage=stage, policy=policy, gatekeeper=keeper
+            Path(target),
+            name=name,
+            port=port,
+            on_stage=stage,
+            policy=policy,
+            gatekeeper=keeper,
+            workers=workers,
         )
     else:
         with executor_from(**execution) as executor:
             deployment = _deploy_notebook(
-                target, params, name, port, stage, out, executor, step_timeout, policy, keeper
+                target,
+                params,
+                name,
+                port,
+                stage,
+                out,
+                executor,
+                step_timeout,
+                (policy, keeper, workers),
             )
     if fmt == "json":
         click.echo(json.dumps(deployment.as_dict(), indent=2))
     elif deployment.status == "healthy":
-        out.print(f"[green]healthy[/] {deployment.name} v{deployment.version}: {deployment.url}")
+        many = f" ({deployment.workers} workers)" if deployment.workers > 1 else ""
+        out.print(
+            f"[green]healthy[/] {deployment.name} v{deployment.version}{many}: {deployment.url}"
+        )
         out.print(f"  docs: {deployment.url}/docs   status: nbops status {deployment.name}")
         out.print(f"  stop: nbops stop {deployment.name}")
     else:
@@ -174,9 +209,9 @@ def _deploy_notebook(
     out: Any,
     executor: Any,
     step_timeout: float | None,
-    policy: Any,
-    keeper: Any,
+    how: tuple[Any, Any, int],
 ) -> Any:
+    """`how`: the watch policy, the gatekeeper and the number of workers."""
     from nbops.cli.terminal import StepProgress
     from nbops.deploy import local as deploying
     from nbops.model.notebook import load_notebook
@@ -186,6 +221,7 @@ def _deploy_notebook(
     pipeline = analyse_with_runs(load_notebook(notebook))
     pipeline.raise_for_errors()
     overrides = parse_overrides(params, pipeline.parameters)
+    policy, keeper, workers = how
     with StepProgress([s.name for s in pipeline.steps], out) as progress:
         return deploying.deploy_notebook(
             pipeline,
@@ -198,6 +234,7 @@ def _deploy_notebook(
             step_timeout=step_timeout,
             policy=policy,
             gatekeeper=keeper,
+            workers=workers,
         )
 
 

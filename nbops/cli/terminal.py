@@ -353,7 +353,16 @@ def deployments_table(rows: list[dict[str, Any]]) -> Table:
     from rich.markup import escape
 
     table = _table(
-        "name", "version", "status", "url", "uptime", "health", "requests", "watch", box=None
+        "name",
+        "version",
+        "status",
+        "url",
+        "workers",
+        "uptime",
+        "health",
+        "requests",
+        "watch",
+        box=None,
     )
     notes = []
     for row in rows:
@@ -366,6 +375,7 @@ def deployments_table(rows: list[dict[str, Any]]) -> Table:
             f"v{row['version']}",
             f"[{style}]{state}[/]",
             row["url"] or "-",
+            str(row.get("workers") or 1),
             uptime,
             row["health"],
             served,

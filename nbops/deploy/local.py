@@ -81,9 +81,12 @@ def deploy(
     on_stage: StageListener | None = None,
     policy: Policy | None = None,
     gatekeeper: Gatekeeper | None = None,
+    workers: int = 1,
 ) -> Deployment:
-    """Start a build as a new version of `name` (unless its metrics fail `gatekeeper`); promote
-    it only if it proves healthy, then watch it under `policy` (the default when None)."""
+    """Start a build as a new version of `name` (unless its metrics fail `gatekeeper`), as
+    `workers` uvicorn worker processes; promote it only if it proves healthy (every worker
+    ready), then watch it under `policy` (the default when None)."""
+    check_workers(workers)
     home = home or Home.default()
     manifest = read_manifest(build_dir)
     name = name or manifest["name"]
@@ -91,7 +94,7 @@ def deploy(
     with records.deploy_lock(db, name) as lease:
         stable_port = _stable_port(db, name, port)
         version = _new_version(
-            db, name, manifest["notebook"]["sha256"], stable_port, via, "starting"
+            db, name, manifest["notebook"]["sha256"], stable_port, via, "starting", workers
         )
         return _deploy_build(
             home, lease, version, build_dir, stable_port, on_stage, policy, gatekeeper
@@ -114,10 +117,12 @@ def deploy_notebook(
     policy: Policy | None = None,
     gatekeeper: Gatekeeper | None = None,
     on_verdict: VerdictListener | None = None,
+    workers: int = 1,
 ) -> Deployment:
     """Build the notebook (cached) as a new version, recorded as `building` from the start,
     so a build that fails shows in the history like any failed version. `on_verdict` hears how
     the gatekeeper judged the build, refused or not."""
+    check_workers(workers)
     from nbops.build import builder as building
     from nbops.errors import StepFailed
 
@@ -127,7 +132,9 @@ def deploy_notebook(
     db = home.db()
     with records.deploy_lock(db, name) as lease:
         stable_port = _stable_port(db, name, port)
-        version = _new_version(db, name, pipeline.notebook.sha256, stable_port, via, "building")
+        version = _new_version(
+            db, name, pipeline.notebook.sha256, stable_port, via, "building", workers
+        )
         stage("building", f"running and building {pipeline.notebook.display_name}")
         out = out or building.default_build_dir(pipeline)
         try:
@@ -153,7 +160,13 @@ def deploy_notebook(
 
 
 def _new_version(
-    db: Any, name: str, notebook_sha256: str, stable_port: int, via: str, status: str
+    db: Any,
+    name: str,
+    notebook_sha256: str,
+    stable_port: int,
+    via: str,
+    status: str,
+    workers: int,
 ) -> int:
     version = records.next_version(db, name)
     now = time.time()
@@ -175,6 +188,7 @@ def _new_version(
             started_by=started_by(via),
             created_at=now,
             updated_at=now,
+            workers=workers,
         ),
     )
     return version
@@ -288,14 +302,16 @@ def _bring_up(
     assert row is not None
     snapshot = Path(row.build_dir)
     port = processes.free_port()
-    process = processes.start_service(snapshot, port, snapshot / "service.log")
+    process = processes.start_service(snapshot, port, snapshot / "service.log", row.workers)
     started = start_time(process.pid)
     records.update(db, name, version, pid=process.pid, pid_started=started, port=port)
-    stage("starting", f"started v{version} on port {port} (pid {process.pid})")
+    stage("starting", f"started v{version} on port {port} (pid {process.pid}){_of(row)}")
     url = f"http://127.0.0.1:{port}"
     try:
-        stage("ready", "waiting for /readyz")
-        processes.wait_ready(process, url)
+        stage("ready", _readiness(row))
+        processes.wait_ready(
+            process, url, workers=row.workers, version_dir=snapshot, what=f"{name} v{version}"
+        )
         _smoke(snapshot, url, stage)
         _ensure_supervisor(home, name, stable_port)
         stage("promoting", f"switching {name} to v{version}")
@@ -331,6 +347,26 @@ def _bring_up(
     if watch is not None:
         stage("watching", _watch_plan(version, keep, watch))
     return _get(db, name, version)
+
+
+def check_workers(workers: int) -> None:
+    """A DeployError for a count of workers no version can run with."""
+    if workers < 1:
+        raise DeployError(
+            f"a version needs at least one worker process, not {workers}.",
+            fix="Give --workers 1 or more.",
+        )
+
+
+def _of(row: Deployment) -> str:
+    return f" with {row.workers} workers" if row.workers > 1 else ""
+
+
+def _readiness(row: Deployment) -> str:
+    """What the deploy waits for before it promotes: one probe tells of one worker only."""
+    if row.workers > 1:
+        return f"waiting for /readyz and for all {row.workers} workers to load their artifacts"
+    return "waiting for /readyz"
 
 
 def _can_stand_by(previous: Deployment | None, version: int) -> bool:

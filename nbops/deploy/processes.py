@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops.deploy import workers as workers_app
 from nbops.run.pids import same_process
 
 READY_TIMEOUT_S = 60.0
@@ -39,7 +40,9 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_detached(argv: list[str], *, cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start_detached(
+    argv: list[str], *, cwd: Path, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """A process in its own session, so it outlives the command that started it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -50,15 +53,25 @@ def start_detached(argv: list[str], *, cwd: Path, log_path: Path) -> subprocess.
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
 
 
-def start_service(build_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--app-dir", str(build_dir)]
+def start_service(
+    build_dir: Path, port: int, log_path: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    """The build's service on `port`; with several workers, uvicorn's manager process (the
+    group leader, which `stop` signals with its workers) and a metrics folder of their own."""
+    app, env = "service.main:app", {}
+    if workers > 1:
+        app = workers_app.FACTORY
+        env[workers_app.METRICS_ENV] = str(workers_app.fresh_metrics_folder(build_dir))
+    argv = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(build_dir)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     argv += ["--timeout-graceful-shutdown", "3"]  # SIGTERM drains for 3 s, as `nbops serve`
-    return start_detached(argv, cwd=build_dir, log_path=log_path)
+    if workers > 1:
+        argv += ["--factory", "--workers", str(workers)]
+    return start_detached(argv, cwd=build_dir, log_path=log_path, env=env)
 
 
 def start_proxy(name: str, port: int, db: Path, log_path: Path) -> subprocess.Popen[bytes]:
@@ -73,9 +86,45 @@ def start_supervisor(name: str, port: int, db: Path, log_path: Path) -> subproce
 
 
 def wait_ready(
-    process: subprocess.Popen[bytes], url: str, timeout: float = READY_TIMEOUT_S
+    process: subprocess.Popen[bytes],
+    url: str,
+    timeout: float = READY_TIMEOUT_S,
+    *,
+    workers: int = 1,
+    version_dir: Path | None = None,
+    what: str = "the service",
 ) -> None:
-    """Until `/readyz` answers 200; a process that exits or a timeout is NotHealthy."""
+    """Until `/readyz` answers 200 and, with several workers, every one of them is ready (its
+    own readiness gauge, as `nbops.deploy.workers` reads it); a process that exits or a timeout
+    is NotHealthy. `what` names the version in that message."""
+    if workers < 2:
+        _wait_answering(process, url, timeout)
+        return
+    assert version_dir is not None, "several workers write their metrics in version_dir"
+    log = version_dir / "service.log"
+    deadline = time.monotonic() + timeout
+    ready: set[int] = set()
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            raise NotHealthy(
+                f"{what} exited with code {code} when {len(ready)} of its {workers} workers "
+                f"were ready; see {log}"
+            )
+        ready = workers_app.ready_workers(process.pid, workers_app.metrics_folder(version_dir))
+        status, body = get(f"{url}/readyz")
+        if status is not None and status != 200:  # a worker that started but cannot serve
+            raise NotHealthy(f"/readyz answered {status}: {body[:300]}")
+        if status == 200 and len(ready) >= workers:
+            return
+        time.sleep(0.1)
+    raise NotHealthy(
+        f"{what}: only {len(ready)} of its {workers} workers were ready after {timeout:g} s; "
+        f"see {log}"
+    )
+
+
+def _wait_answering(process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = process.poll()

@@ -67,6 +67,7 @@ class Deployment:
     policy: str | None = None  # Policy as JSON
     canary: int | None = None  # percent of requests, while watching
     figures: str | None = None  # JSON: what the watch last judged (and, once rolled back, why)
+    workers: int = 1  # uvicorn worker processes behind its port, all ready before promotion
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

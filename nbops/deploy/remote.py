@@ -18,22 +18,36 @@ Say = Callable[[str], None]
 
 
 def remote_deploy(
-    where: str, build_dir: Path, *, name: str | None, port: int | None, say: Say = print
+    where: str,
+    build_dir: Path,
+    *,
+    name: str | None,
+    port: int | None,
+    say: Say = print,
+    workers: int = 1,
 ) -> int:
-    """Deploy a build with Docker or kubectl, or print what to run where they work; exit code."""
+    """Deploy a build with Docker or kubectl, or print what to run where they work; exit code.
+    `workers` is the container's uvicorn worker processes (Docker only: pods scale instead)."""
     manifest = json.loads((build_dir / "nbops.json").read_text())
     name = name or _dns_name(manifest["name"])
     image = f"{name}:{manifest['build_id']}"
     if where == "docker":
-        return _docker(build_dir, name, image, port or 8000, say)
+        return _docker(build_dir, name, image, port or 8000, say, workers)
     return _kubernetes(build_dir, name, image, say)
 
 
-def docker_commands(build_dir: Path, name: str, image: str, port: int) -> list[list[str]]:
+def docker_commands(
+    build_dir: Path, name: str, image: str, port: int, workers: int = 1
+) -> list[list[str]]:
+    run = ["docker", "run", "-d", "--name", name, "-p", f"{port}:8000", "-e", "NBOPS_API_KEY"]
+    if workers > 1:
+        # uvicorn reads its --workers from WEB_CONCURRENCY; the workers' metrics go to files
+        # of their own in /tmp, so that /metrics adds them up.
+        run += ["-e", f"WEB_CONCURRENCY={workers}", "-e", "PROMETHEUS_MULTIPROC_DIR=/tmp"]
     return [
         ["docker", "build", "-t", image, str(build_dir)],
         ["docker", "rm", "-f", name],
-        ["docker", "run", "-d", "--name", name, "-p", f"{port}:8000", "-e", "NBOPS_API_KEY", image],
+        [*run, image],
     ]
 
 
@@ -48,8 +62,8 @@ def kubernetes_commands(build_dir: Path, name: str, image: str) -> list[list[str
     ]
 
 
-def _docker(build_dir: Path, name: str, image: str, port: int, say: Say) -> int:
-    commands = docker_commands(build_dir, name, image, port)
+def _docker(build_dir: Path, name: str, image: str, port: int, say: Say, workers: int) -> int:
+    commands = docker_commands(build_dir, name, image, port, workers)
     problem = _tool_problem(["docker", "info"])
     if problem:
         return _explain(f"no Docker engine answers here ({problem})", commands, say)

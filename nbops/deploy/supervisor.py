@@ -288,10 +288,17 @@ class Supervisor:
     def _revive(self, db: StateDb, standby: records.Deployment) -> bool:
         snapshot = Path(standby.build_dir)
         port = processes.free_port()
-        service = processes.start_service(snapshot, port, snapshot / "service.log")
+        log, workers = snapshot / "service.log", standby.workers
+        service = processes.start_service(snapshot, port, log, workers)
         self.children.append(service)
         try:
-            processes.wait_ready(service, f"http://127.0.0.1:{port}")
+            processes.wait_ready(
+                service,
+                f"http://127.0.0.1:{port}",
+                workers=workers,
+                version_dir=snapshot,
+                what=f"{self.name} v{standby.version}",
+            )
         except NotHealthy:
             processes.stop(service.pid, start_time(service.pid))
             return False
@@ -314,12 +321,18 @@ class Supervisor:
         snapshot = Path(row.build_dir)
         port = row.port if row.port and not processes.port_in_use(row.port) else None
         port = port or processes.free_port()
-        service = processes.start_service(snapshot, port, snapshot / "service.log")
+        service = processes.start_service(snapshot, port, snapshot / "service.log", row.workers)
         self.pending.add(service)
         self.children.append(service)
         started = start_time(service.pid)
         try:
-            processes.wait_ready(service, f"http://127.0.0.1:{port}")
+            processes.wait_ready(
+                service,
+                f"http://127.0.0.1:{port}",
+                workers=row.workers,
+                version_dir=snapshot,
+                what=f"{self.name} v{row.version}",
+            )
         except NotHealthy as failure:
             print(f"supervisor of {self.name}: v{row.version} {failure.reason}", flush=True)
             processes.stop(service.pid, started)

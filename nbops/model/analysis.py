@@ -367,6 +367,7 @@ class _Analysis:
             taken,
             self.effects,
             batch=bool(batch) and parse_flag(batch[0][0].value),
+            earlier=self.endpoints,
         )
         reference = self._reference(section)
         self.endpoints.extend(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from nbops.model.dataflow import FunctionNames
@@ -31,10 +31,12 @@ def read_endpoints(
     effects: Mapping[str, Effect] | None = None,
     *,
     batch: bool = False,
+    earlier: Sequence[Endpoint] = (),
 ) -> tuple[list[Endpoint], list[Diagnostic]]:
     """The serve functions of a section as endpoints; a function's artifacts include what the
     notebook functions it calls read (`effects`), transitively. A `batch` section's functions
-    take a list of inputs and return a list of results, which their hints must allow."""
+    take a list of inputs and return a list of results, which their hints must allow. A
+    function whose generated names are those of an `earlier` one is an error."""
     functions = list(_functions(section))
     public = [f for f in functions if not f.names.name.startswith("_")]
     problems: list[Diagnostic] = []
@@ -75,6 +77,10 @@ def read_endpoints(
                 )
             )
             continue
+        clash = _name_clash(function, route, bool(section.name), earlier)
+        if clash:
+            problems.append(clash)
+            continue
         taken_routes.add(route)
         endpoint = _endpoint(
             function, route, section, tuple(dict.fromkeys(module_artifacts + artifacts))
@@ -83,6 +89,58 @@ def read_endpoints(
             endpoint = _batch_endpoint(endpoint, function, problems)
         endpoints.append(endpoint)
     return endpoints, problems
+
+
+def class_name(function: str) -> str:
+    """`predict_proba` -> `PredictProba`: the stem of the names of its schemas."""
+    return "".join(part[:1].upper() + part[1:] for part in function.split("_") if part)
+
+
+def generated_names(function: str) -> set[str]:
+    """What the service names after a serve function: the function itself, its schemas, its
+    two route functions and their operation ids."""
+    model = class_name(function)
+    schemas = {f"{model}Input", f"{model}Output", f"{model}BatchOutput"}
+    return {function, f"{function}_batch", f"route_{function}", f"route_{function}_batch"} | schemas
+
+
+def _name_clash(
+    function: _Function, route: str, named: bool, earlier: Sequence[Endpoint]
+) -> Diagnostic | None:
+    """The service holds every serve function in one module and names its schemas and routes
+    after them, so `predict` and `predict_batch` (whose answer and predict's batch answer would
+    both be `PredictBatchOutput`) cannot both be served."""
+    name = function.names.name
+    mine = generated_names(name)
+    for other in earlier:
+        shared = sorted(mine & generated_names(other.name))
+        if not shared:
+            continue
+        cell = other.cells[0]
+        why = (
+            "they share a name"
+            if other.name == name
+            else "the service names schemas and routes after their functions, and both would "
+            f"have one named {shared[0]!r}"
+        )
+        return _problem(
+            function.code,
+            function.names.line,
+            f"serve function {name!r} cannot be served beside {other.name!r} (route "
+            f"/{other.route}, cell {cell.index}): {why}, in the one module of serve functions.",
+            f"Rename {name!r} (e.g. '{_renamed(name)}'); "
+            + (
+                f"its route /{route} stays."
+                if named
+                else f"to keep its route /{route}, tag the cell 'serve:{route}'."
+            ),
+        )
+    return None
+
+
+def _renamed(name: str) -> str:
+    stem = name.removesuffix("_batch")
+    return f"{stem}_many" if stem != name else f"{name}_one"
 
 
 def _functions(section: Section) -> Iterator[_Function]:

@@ -80,6 +80,7 @@ def _endpoint(pipeline: Pipeline, endpoint: Endpoint) -> dict[str, Any]:
         ],
         "returns": endpoint.returns,
         "docstring": endpoint.docstring,
+        "batch": endpoint.batch,
     }
 
 

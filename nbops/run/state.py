@@ -148,6 +148,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN cells TEXT NOT NULL DEFAULT '[]';
     """,
+    # How many uvicorn worker processes a deployed version runs behind its port
+    # (`nbops deploy --workers N`); versions deployed before it ran one.
+    """
+    ALTER TABLE deployments ADD COLUMN workers INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

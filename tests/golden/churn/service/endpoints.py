@@ -1,4 +1,4 @@
-"""Serve functions of the churn service: cell 22 of churn.ipynb, as written.
+"""Serve functions of the churn service: cells 22 and 28 of churn.ipynb, as written.
 
 The service imports this module once, at start-up, after `service.artifacts` has loaded the
 values below from the build's artifacts and checked each against its sha256 in nbops.json.
@@ -31,3 +31,21 @@ def predict(features: dict) -> dict:
     row = row.reindex(columns=feature_columns, fill_value=0)
     probability = float(model.predict_proba(row)[0, 1])
     return {"churn_probability": probability, "churn": probability >= 0.5}
+
+
+# cell 28 (id churn-28)
+def predict_many(features: list[dict]) -> list[dict]:
+    """Return the churn probability of each customer, in one call of the forest.
+
+    Each item of `features` is a customer as `predict` takes it. The service
+    gathers the requests that arrive together into one list: the forest costs
+    about as much for 64 rows as for one, so a busy service answers many more.
+    """
+    rows = pd.DataFrame(features)
+    tenure = rows["tenure_months"].clip(lower=1)
+    rows["charges_per_month_of_tenure"] = rows["monthly_charges"] / tenure
+    rows["has_support_calls"] = (rows["support_calls"] > 0).astype(int)
+    rows = pd.get_dummies(rows, columns=["contract"], dtype=int)
+    rows = rows.reindex(columns=feature_columns, fill_value=0)
+    probabilities = model.predict_proba(rows)[:, 1].tolist()
+    return [{"churn_probability": p, "churn": p >= 0.5} for p in probabilities]

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.monitor = Monitor(settings)
     app.state.startup = artifacts.Startup(None, None, "the service is starting")
+    app.state.batchers = {}  # route -> its Batcher, made on the route's first request
     errors.install(app)
     protected = api_key_dependencies(settings)
     app.include_router(operations.probes)
@@ -56,13 +57,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load and check the artifacts and the reference profiles once, before the first request
-    comes in."""
+    comes in; stop the batch functions' dispatchers when the server stops."""
     settings = app.state.settings
     startup = artifacts.start(settings.manifest, settings.artifacts_dir)
     app.state.startup = startup
     app.state.monitor.use_references(startup.manifest, settings.manifest.parent)
     app.state.metrics.served(startup.manifest, ready=startup.endpoints is not None)
     yield
+    for batcher in app.state.batchers.values():
+        batcher.close()
+    app.state.batchers = {}
 
 
 app = create_app()

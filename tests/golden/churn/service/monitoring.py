@@ -33,6 +33,7 @@ from .settings import Settings
 # Each serve route by the name nbops.json gives it, and its path.
 ROUTES: dict[str, str] = {
     "predict": "/predict",
+    "predict_batch": "/predict_batch",
 }
 # Where a serve route leaves its request's bins for RequestContext to record.
 ROWS = "nbops_monitoring_rows"

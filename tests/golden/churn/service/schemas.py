@@ -32,6 +32,10 @@ class Arguments(BaseModel):
         """Call the serve function with these arguments, as the notebook would."""
         raise NotImplementedError
 
+    def item(self) -> Any:
+        """A batch function's request: its one item of the list the function takes."""
+        raise NotImplementedError
+
 
 class PredictInput(Arguments):
     """The arguments of `predict`, from cells 22 and 26 of churn.ipynb."""
@@ -50,6 +54,33 @@ class PredictOutput(BaseModel):
 
 class PredictBatchOutput(BaseModel):
     """What `predict` returns for each request of a batch, in order: null where it
+    raised, and that request's index in `errors` (200 when there is none, else 207)."""
+
+    results: list[dict | None]
+    errors: list[ItemError] = []
+
+
+class PredictManyInput(Arguments):
+    """One item of the list `predict_many` takes, from cells 28 and 29 of churn.ipynb."""
+
+    features: dict
+
+    def call(self, function: Callable[..., Any]) -> Any:
+        """`predict_many` with this request alone: a list of one item, and its one result."""
+        return function([self.features])[0]
+
+    def item(self) -> Any:
+        return self.features
+
+
+class PredictManyOutput(BaseModel):
+    """What `predict_many` returns for this request's item, as `result`."""
+
+    result: dict
+
+
+class PredictManyBatchOutput(BaseModel):
+    """What `predict_many` returns for each request of a batch, in order: null where it
     raised, and that request's index in `errors` (200 when there is none, else 207)."""
 
     results: list[dict | None]

@@ -26,10 +26,12 @@ RUN = Path(__file__).resolve().parent  # artifacts.json and parameters.json, of 
 # Each serve route and the notebook cells it comes from.
 ROUTES = {
     "/predict": [22, 26],
+    "/predict_batch": [28, 29],
 }
 # The request bodies of the notebook's own example calls.
 EXAMPLES = {
     "/predict": '{"features": {"tenure_months": 3, "monthly_charges": 95.5, "support_calls": 4, "contract": "monthly"}}',
+    "/predict_batch": '{"features": {"tenure_months": 3, "monthly_charges": 95.5, "support_calls": 4, "contract": "monthly"}}',
 }
 
 # The service imports the generated package as `pipeline`, which sits in the build's root folder.

@@ -24,7 +24,7 @@ def features(
         seed: random seed for the data and the model
 
     Outputs:
-        feature_columns: read by report, the tests, endpoint predict
+        feature_columns: read by report, the tests, endpoint predict, endpoint predict_many
         X_train: read by train, the tests
         X_test: read by evaluate, the tests
         y_train: read by train

@@ -28,7 +28,7 @@ def train(
         seed: random seed for the data and the model
 
     Outputs:
-        model: read by evaluate, report, the tests, endpoint predict
+        model: read by evaluate, report, the tests, endpoint predict, endpoint predict_many
     """
     # cell 11 (id churn-11)
     model = RandomForestClassifier(
