@@ -412,7 +412,8 @@ def _ratio_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
         f"batched route / BentoML at c=1 / 8 / 32: throughput {batched(BENTOML, rps)} "
         f"(aim >= 1.0 at c=8 and c=32), p99 {batched(BENTOML, 'p99_ms')}, "
         f"server CPU per request {batched(BENTOML, cpu)}",
-        f"batched route - per-request route, p50 at c=1: {p50[0] - p50[1]:+.2f} ms (aim <= +2 ms)",
+        f"p50 at c=1, batched route / per-request route: {p50[0]:.1f} / {p50[1]:.1f} ms "
+        "(aim: at most 2 ms more, window by window; see the results table)",
     ]
 
 
@@ -454,7 +455,8 @@ def _rows(
 
 def _batched_rows(results: Results, notes: dict[str, Any]) -> list[Measurement]:
     """The batched route's aims (issue 16): at c=1 its p50 within 2 ms of the per-request
-    route's (a lone request waits for no batch); against BentoML, throughput at c=8 and c=32;
+    route's (a lone request waits for no batch; the median of the differences window by window,
+    the two taking turns in each round); against BentoML, throughput at c=8 and c=32;
     against the hand-written app, which calls the model once per request, throughput and p99
     at c=32."""
     workload = "churn predict_batch over HTTP, c={}"
@@ -482,7 +484,13 @@ def _batched_rows(results: Results, notes: dict[str, Any]) -> list[Measurement]:
         )
 
     return [
-        row(1, GENERATED, "p50 latency", "<= +2 ms over /predict", aim_over_baseline_s=0.002),
+        row(
+            1,
+            GENERATED,
+            "p50 latency",
+            "<= +2 ms over /predict, window by window",
+            aim_over_baseline_s=0.002,
+        ),
         row(8, BENTOML, "1 / throughput", "throughput >= 1.0x", aim_ratio=1.0),
         row(32, BENTOML, "1 / throughput", "throughput >= 1.0x", aim_ratio=1.0),
         row(32, HANDWRITTEN, "1 / throughput", "throughput >= 3x", aim_ratio=1 / 3),
