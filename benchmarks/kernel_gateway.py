@@ -3,24 +3,18 @@
 
 The gateway never goes into .venv: jupyter_server there would make every `import nbformat`, so
 every nbops command, 1.6 s slower (see BASELINES). Its venv is made once and kept in
-benchmarks/.cache/ (git-ignored), under a name that changes with the versions it holds.
+benchmarks/.cache/ (`venvs.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
-import shutil
-import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from measure import BenchmarkFailed
+import venvs
 
-CACHE = Path(__file__).resolve().parent / ".cache"
 GATEWAY = "jupyter_kernel_gateway==3.0.1"
 # The kernel must compute what .venv computes: same model code, same numbers, same speed.
 SAME_AS_MAIN = ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "threadpoolctl", "ipykernel")
@@ -35,37 +29,12 @@ print(json.dumps(predict(json.loads(REQUEST)["body"]["features"])))
 def requirements() -> list[str]:
     """What the gateway's venv holds: the gateway, and the notebook's libraries at the exact
     versions installed next to the running interpreter."""
-    return [GATEWAY, *(f"{name}=={metadata.version(name)}" for name in SAME_AS_MAIN)]
+    return [GATEWAY, *venvs.same_as_main(SAME_AS_MAIN)]
 
 
 def environment() -> Path:
     """The gateway venv's `jupyter-kernelgateway`, made first if it is not in the cache."""
-    wanted = requirements()
-    key = hashlib.sha256(json.dumps([platform.python_version(), *wanted]).encode()).hexdigest()
-    venv = CACHE / f"kernel-gateway-{key[:12]}"
-    program = venv / "bin" / "jupyter-kernelgateway"
-    done = venv / ".complete"
-    if not done.is_file():
-        _create(venv, wanted)
-        done.write_text("\n".join(wanted) + "\n", encoding="utf-8")
-    return program
-
-
-def _create(venv: Path, wanted: list[str]) -> None:
-    # Older venvs of other versions would only fill the disk.
-    for stale in CACHE.glob("kernel-gateway-*"):
-        shutil.rmtree(stale)
-    print(f"making {venv.relative_to(CACHE.parent.parent)} (once; about a minute)", file=sys.stderr)
-    _checked([sys.executable, "-m", "venv", str(venv)])
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    _checked([*pip, "--disable-pip-version-check", *wanted])
-
-
-def _checked(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-10:])
-        raise BenchmarkFailed(f"`{' '.join(argv)}` exited with {done.returncode}:\n{tail}")
+    return venvs.cached("kernel-gateway", requirements()) / "bin" / "jupyter-kernelgateway"
 
 
 def seed_notebook(notebook: Path, destination: Path) -> Path:

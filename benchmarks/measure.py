@@ -32,6 +32,8 @@ class Measurement:
     aim: str = ""
     aim_ratio: float | None = None
     aim_seconds: float | None = None
+    # At most this many seconds above the baseline, run by run (see `excess`).
+    aim_over_baseline_s: float | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -54,7 +56,24 @@ class Measurement:
             return self.ratio <= self.aim_ratio
         if self.aim_seconds is not None:
             return self.median < self.aim_seconds
+        excess = self.excess
+        if self.aim_over_baseline_s is not None and excess is not None:
+            return excess <= self.aim_over_baseline_s
         return None
+
+    @property
+    def excess(self) -> float | None:
+        """How far the samples lie above the baseline's: the median of the differences run by
+        run when both have one sample per run (taken side by side, so drift in the machine's
+        load cancels), else the difference of the medians."""
+        base = self.baseline_median
+        if base is None:
+            return None
+        if len(self.samples) != len(self.baseline_samples):
+            return self.median - base
+        return statistics.median(
+            a - b for a, b in zip(self.samples, self.baseline_samples, strict=True)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +86,7 @@ class Measurement:
             "baseline_median_s": self.baseline_median,
             "baseline_samples_s": list(self.baseline_samples),
             "ratio": self.ratio,
+            "excess_s": self.excess if self.aim_over_baseline_s is not None else None,
             "aim": self.aim,
             "met": self.met,
             "notes": self.notes,

@@ -24,16 +24,19 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """How to start one server, and where it answers once started."""
+    """How to start one server, where it answers once started, and the request it is sent
+    (the same customer everywhere, in the body shape the server's API takes)."""
 
     name: str
     argv: tuple[str, ...]
     env: dict[str, str]
     port: int
+    body: bytes
+    route: str = "/predict"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/predict"
+        return f"http://127.0.0.1:{self.port}{self.route}"
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,14 @@ class Server:
     url: str
     pid: int
     started_in: float  # seconds from the process's start to its first answer
+    body: bytes
 
 
 @contextmanager
-def serving(spec: ServerSpec, body: bytes, *, folder: Path, cpu: int | None) -> Iterator[Server]:
-    """Start the server on `cpu` (its children inherit it), wait for its first answer to `body`,
-    and stop it when done, whatever happened meanwhile. Its output goes to a log in `folder`."""
+def serving(spec: ServerSpec, *, folder: Path, cpu: int | None) -> Iterator[Server]:
+    """Start the server on `cpu` (its children inherit it), wait for its first answer to its
+    request, and stop it when done, whatever happened meanwhile. Its output goes to a log in
+    `folder`."""
     log = folder / f"{spec.name.replace(' ', '-')}.log"
     with log.open("wb") as output:
         started = time.perf_counter()
@@ -61,8 +66,9 @@ def serving(spec: ServerSpec, body: bytes, *, folder: Path, cpu: int | None) -> 
             preexec_fn=_on_cpu(cpu),
         )
         try:
-            _wait_for_answer(spec, body, process, log)
-            yield Server(spec.name, spec.url, process.pid, time.perf_counter() - started)
+            _wait_for_answer(spec, process, log)
+            started_in = time.perf_counter() - started
+            yield Server(spec.name, spec.url, process.pid, started_in, spec.body)
         finally:
             _stop(process)
 
@@ -73,15 +79,13 @@ def _on_cpu(cpu: int | None) -> Callable[[], None] | None:
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def _wait_for_answer(
-    spec: ServerSpec, body: bytes, process: subprocess.Popen[bytes], log: Path
-) -> None:
+def _wait_for_answer(spec: ServerSpec, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchmarkFailed(f"{spec.name} exited with {process.returncode}:\n{_tail(log)}")
         try:
-            post(spec.url, body, timeout=READY_TIMEOUT)
+            post(spec.url, spec.body, timeout=READY_TIMEOUT)
             return
         except urllib.error.HTTPError as error:
             # It is up, but refuses the request: waiting longer would not change that.
@@ -119,8 +123,13 @@ def post(url: str, body: bytes, *, timeout: float) -> Any:
 
 def get(url: str, *, timeout: float) -> Any:
     """The JSON answer to one GET; an HTTP error status raises HTTPError (a URLError)."""
+    return json.loads(get_text(url, timeout=timeout))
+
+
+def get_text(url: str, *, timeout: float) -> str:
+    """The body of the answer to one GET, as text (Prometheus's /metrics, for one)."""
     with _OPENER.open(url, timeout=timeout) as response:
-        return json.loads(response.read())
+        return str(response.read().decode())
 
 
 def cpu_seconds(pid: int) -> float:
