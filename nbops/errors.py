@@ -71,6 +71,18 @@ class ParameterError(NbopsError):
     """A `-p name=value` that names no parameter or has the wrong type."""
 
 
+class AmbiguousRun(NbopsError):
+    """A run id prefix that more than one run's id begins with."""
+
+    def __init__(self, prefix: str, run_ids: list[str]) -> None:
+        more = len(run_ids) - 5
+        shown = ", ".join(run_ids[:5]) + (f" and {more} more" if more > 0 else "")
+        super().__init__(
+            f"{prefix!r} begins the ids of {len(run_ids)} runs ({shown}).",
+            fix="Give more of the id; `nbops runs` lists them.",
+        )
+
+
 class PipelineError(NbopsError):
     """The notebook's pipeline cannot run: analysis found errors, or a step name is unknown."""
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from builders import notebook_json
 
+from nbops.errors import AmbiguousRun
 from nbops.run.artifacts import ArtifactNotFound
 
 NBOPS = str(Path(sys.executable).parent / "nbops")
@@ -86,8 +87,11 @@ def test_a_named_run_and_a_dataframe_in_process(
     from nbops import artifacts
 
     assert artifacts.load("scale", run=first) == 12
-    frame = artifacts.load("frame", run=first[:15])
+    frame = artifacts.load("frame", run=first[:-1])  # a prefix (run ids end in random hex)
     assert isinstance(frame, pd.DataFrame) and frame["x"].tolist() == [2, 4, 6]
+    # Both runs' ids begin with the date: a prefix of both names neither.
+    with pytest.raises(AmbiguousRun, match=r"^'2' begins the ids of 2 runs \(\d{8}-"):
+        artifacts.load("frame", run="2")
 
 
 def test_the_kernels_notebook_is_the_one_jupyter_names(project: Path) -> None:

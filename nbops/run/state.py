@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbops.errors import AmbiguousRun
 from nbops.run.database import Database
 
 # Each entry migrates the schema from version N to N + 1; never edit a released one.
@@ -358,11 +359,17 @@ class StateDb(Database):
             return [self._run(conn, row) for row in rows]
 
     def run(self, run_id: str) -> RunRecord | None:
+        """The run of this id, else the one run whose id begins so; several are AmbiguousRun."""
         with self.reading() as conn:
-            row = conn.execute(
-                "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY started_at DESC",
-                (run_id, f"{run_id}%"),
-            ).fetchone()
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                rows = conn.execute(
+                    "SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY started_at DESC",
+                    (len(run_id), run_id),
+                ).fetchall()
+                if len(rows) > 1:
+                    raise AmbiguousRun(run_id, [r["id"] for r in rows])
+                row = rows[0] if rows else None
             return self._run(conn, row) if row else None
 
     def latest_run(self, notebook: str, status: str = "succeeded") -> RunRecord | None:
