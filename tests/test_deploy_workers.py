@@ -273,6 +273,51 @@ def test_stop_leaves_no_worker_running(project: Project) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
+def test_the_workers_of_nbops_serve_end_with_it_even_killed(project: Project) -> None:
+    port = free_port()
+    env = {k: v for k, v in project.env.items() if not k.startswith("SLOW_LOAD")}
+    argv = [NBOPS, "serve", "build/slow", "--workers", "2", "--port", str(port)]
+    # A session of its own stands for the user's shell: nothing else in it may be killed.
+    with subprocess.Popen(
+        argv,
+        cwd=project.root,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as served:
+        try:
+            deadline = time.monotonic() + 60
+            while len(workers_of(served.pid)) < 2 or not answers(port):
+                assert time.monotonic() < deadline and served.poll() is None
+                time.sleep(0.1)
+            workers = workers_of(served.pid)
+            os.kill(served.pid, signal.SIGKILL)
+            served.wait(10)
+            assert wait_until_gone(workers, 5.0) == []
+        finally:
+            if not gone_group(served.pid):  # whatever the test left
+                os.killpg(served.pid, signal.SIGKILL)
+
+
+def answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def gone_group(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_workers_not_all_ready_in_time_fail_naming_the_version_and_the_log(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbops.deploy.workers import FOREGROUND_FACTORY
 from nbops.errors import ServeError
 
 MANIFEST = "nbops.json"
@@ -94,7 +95,10 @@ def serve(
     )
     with _shared_metrics(workers), _environment((batching or BatchSettings()).environment()):
         uvicorn.run(
-            APP,
+            # Several workers load the app through a factory that ends each one if this
+            # process dies, even by SIGKILL; uvicorn's own workers would live on.
+            FOREGROUND_FACTORY if workers > 1 else APP,
+            factory=workers > 1,
             host=host,
             port=port,
             workers=workers,

@@ -24,22 +24,32 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from nbops.run.pids import kill_group_when_orphaned
+from nbops.run.pids import exit_when_orphaned, kill_group_when_orphaned
 
 METRICS_FOLDER = "worker-metrics"
 # prometheus-client's switch: each process writes its metrics to files of its own there.
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # What uvicorn loads (with --factory) in each worker: the build's app, from service/main.py.
 FACTORY = "nbops.deploy.workers:service_app"
+FOREGROUND_FACTORY = "nbops.deploy.workers:foreground_app"
 READY_GAUGE = "nbops_ready"
 ORPHAN_CHECK_S = 0.2
 
 
 def service_app() -> Any:
-    """The build's FastAPI app, for one uvicorn worker; a worker whose manager is gone kills
-    its group, the manager's other workers with it."""
+    """The build's FastAPI app, for one uvicorn worker of a deployed version (its manager
+    leads a group of its own); a worker whose manager is gone kills its group, the manager's
+    other workers with it."""
     if multiprocessing.parent_process() is not None:
         kill_group_when_orphaned(os.getppid(), ORPHAN_CHECK_S)
+    return import_module("service.main").app
+
+
+def foreground_app() -> Any:
+    """The build's FastAPI app, for one uvicorn worker of `nbops serve --workers N`, whose
+    group is the shell's job: a worker whose manager is gone ends itself alone."""
+    if multiprocessing.parent_process() is not None:
+        exit_when_orphaned(os.getppid(), ORPHAN_CHECK_S)
     return import_module("service.main").app
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -54,10 +55,19 @@ def _is_zombie(pid: int) -> bool:
 def kill_group_when_orphaned(parent: int, every_s: float) -> None:
     """Kill this process's group once `parent` is no longer its parent (killed, even by
     SIGKILL): a child that outlives what started it takes what it started with it."""
+    _when_orphaned(parent, every_s, lambda: os.killpg(os.getpgid(0), signal.SIGKILL))
 
+
+def exit_when_orphaned(parent: int, every_s: float) -> None:
+    """Kill this process alone once `parent` is no longer its parent: for a child whose
+    group is not its own (a shell's job), whose other members must live on."""
+    _when_orphaned(parent, every_s, lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+
+def _when_orphaned(parent: int, every_s: float, end: Callable[[], None]) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every_s)
-        os.killpg(os.getpgid(0), signal.SIGKILL)
+        end()
 
     threading.Thread(target=watch, name="nbops-parent-watch", daemon=True).start()
