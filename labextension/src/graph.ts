@@ -5,7 +5,13 @@
  */
 import { graphlib, layout } from '@dagrejs/dagre';
 
-import type { ICellRef, IDiagnostic, ILineage, Severity } from './tokens';
+import type {
+  ICellRef,
+  IDiagnostic,
+  IEndpoint,
+  ILineage,
+  Severity
+} from './tokens';
 
 export type NodeKind =
   'parameters' | 'file' | 'step' | 'test' | 'metrics' | 'endpoint';
@@ -257,17 +263,22 @@ export function buildGraph(
       edge(stepNodeId(producer), 'metrics', 'metrics', names);
     }
   }
-  for (const endpoint of lineage.endpoints) {
-    const id = `endpoint:${endpoint.name}`;
+  for (const served of servedAlike(lineage.endpoints)) {
+    const [first, ...others] = served;
+    const id = `endpoint:${first.name}`;
     node(
       id,
       'endpoint',
-      `POST /${endpoint.route}`,
-      clip(endpoint.signature, DETAIL_CHARS),
-      endpoint.cells,
-      `POST /${endpoint.route}\n${endpoint.signature}\n\n${endpoint.docstring}`
+      `POST /${first.route}`,
+      others.length === 0
+        ? clip(first.signature, DETAIL_CHARS)
+        : clip(`+ ${others.map(e => `/${e.route}`).join(', ')}`, DETAIL_CHARS),
+      ([] as ICellRef[]).concat(...served.map(e => e.cells)),
+      served
+        .map(e => `POST /${e.route}\n${e.signature}\n\n${e.docstring}`)
+        .join('\n\n')
     );
-    for (const [producer, names] of bySource(endpoint.producers, null)) {
+    for (const [producer, names] of bySource(first.producers, null)) {
       edge(stepNodeId(producer), id, 'endpoint', names);
     }
   }
@@ -336,6 +347,20 @@ function addFiles(lineage: ILineage, node: AddNode, edge: AddEdge): void {
 }
 
 /** Producers grouped by step, in the order first seen; `fallback` (no names) when none. */
+/**
+ * Endpoints grouped by what they are served with: one node each group, so that churn's
+ * /predict and /predict_batch (the same model, one of them micro-batched) draw as one node
+ * rather than two side by side, too wide for the sidebar.
+ */
+function servedAlike(endpoints: readonly IEndpoint[]): IEndpoint[][] {
+  const groups = new Map<string, IEndpoint[]>();
+  for (const endpoint of endpoints) {
+    const key = JSON.stringify(bySource(endpoint.producers, null));
+    groups.set(key, [...(groups.get(key) ?? []), endpoint]);
+  }
+  return [...groups.values()];
+}
+
 function bySource(
   producers: Record<string, string | null> | undefined,
   fallback: string | null

@@ -83,8 +83,11 @@ def flaky_build(lab: Lab) -> Path:
     return copy
 
 
-def field(page: Any, name: str) -> Any:
-    return page.locator(f'[data-testid="nbops-field"][data-field="{name}"]')
+def field(page: Any, name: str, route: str = "predict") -> Any:
+    """A field's chart in one route's part of the panel (churn serves /predict_batch too)."""
+    return page.locator(
+        f'.nbops-Route[data-route="{route}"] [data-testid="nbops-field"][data-field="{name}"]'
+    )
 
 
 def test_the_panel_shows_drift_and_a_rollback_the_watch_made(

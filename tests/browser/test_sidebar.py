@@ -194,6 +194,8 @@ def test_lineage_fits_the_sidebar_at_its_default_width(
     assert nodes_outside(page, panel) == []
     assert nodes_outside(page, frame_rect(page)) == []
     assert len(graph_nodes(page)) == 11
+    # /predict_batch shares /predict's node (the same model): side by side they overflowed.
+    assert "+ /predict_batch" in page.locator('[data-node-id="endpoint:predict"]').text_content()
     sidebar.screenshot(path=str(artifacts / "sidebar-fit-light.png"))
     switch_theme(page, "JupyterLab Dark")
     try:

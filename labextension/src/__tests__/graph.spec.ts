@@ -307,6 +307,42 @@ function onBorder(
 describe('layoutGraph', () => {
   const laid = layoutGraph(buildGraph(churn));
 
+  it('draws endpoints served with the same values as one node naming each route', () => {
+    const [predict] = churn.endpoints;
+    const batch = {
+      ...predict,
+      name: 'predict_many',
+      route: 'predict_batch',
+      signature: 'predict_many(features: list[dict]) -> list[dict]',
+      cells: [{ index: 28, id: 'churn-28' }],
+      batch: true
+    };
+    const other = {
+      ...predict,
+      name: 'explain',
+      route: 'explain',
+      producers: { model: 'train' }
+    };
+    const graph = buildGraph({
+      ...churn,
+      endpoints: [predict, batch, other]
+    } as ILineage);
+    const endpoints = graph.nodes.filter(n => n.kind === 'endpoint');
+    expect(endpoints.map(n => [n.id, n.label, n.detail])).toEqual([
+      ['endpoint:predict', 'POST /predict', '+ /predict_batch'],
+      ['endpoint:explain', 'POST /explain', clip(predict.signature, 18)]
+    ]);
+    expect(endpoints[0].cells).toEqual([...predict.cells, ...batch.cells]);
+    expect(endpoints[0].title).toContain(
+      'POST /predict_batch\npredict_many(features'
+    );
+    expect(layoutGraph(graph).width).toBeLessThanOrEqual(
+      layoutGraph(
+        buildGraph({ ...churn, endpoints: [predict, other] } as ILineage)
+      ).width
+    );
+  });
+
   it('places every node inside the drawing, none overlapping', () => {
     for (const n of laid.nodes) {
       expect(n.x - n.width / 2).toBeGreaterThanOrEqual(0);
