@@ -199,3 +199,63 @@ def test_gates_hold_for_docker_and_kubernetes_targets_too(tmp_path: Path) -> Non
     assert "docker build" not in gated.stderr  # refused before anything is built or applied
     assert rival.returncode == 2
     assert "--must-beat needs the version serving" in rival.stderr
+
+
+def declare(project: Project, gates: dict[str, Any]) -> None:
+    """The notebook declares `gates` in its metadata, as the sidebar and `nbops ci init` read."""
+    path = project.root / "model.ipynb"
+    notebook = json.loads(path.read_text())
+    notebook["metadata"]["nbops"] = gates
+    path.write_text(json.dumps(notebook))
+
+
+@pytest.mark.slow
+def test_a_notebooks_declared_gates_hold_for_nbops_deploy_unless_flags_or_no_gates(
+    tmp_path: Path,
+) -> None:
+    project = Project(tmp_path)
+    declare(project, {"require": ["quality>=0.9"]})
+    try:
+        declared = project.deploy("-p", "factor=8")
+        assert declared.returncode == 1
+        assert "gates: quality>=0.9, declared in model.ipynb metadata.nbops.require" in (
+            declared.stderr
+        )
+        assert json.loads(declared.stdout)["reason"] == (
+            "refused: quality = 0.8, needs >= 0.9 (it was not started)"
+        )
+        flagged = project.deploy("-p", "factor=8", "--require", "quality>=0.5")  # flags win
+        assert flagged.returncode == 0, flagged.stderr
+        assert "declared in" not in flagged.stderr
+        ungated = project.deploy("-p", "factor=7", "--no-gates")
+        assert ungated.returncode == 0, ungated.stderr
+        assert project.answer() == 14.0
+    finally:
+        subprocess.run([NBOPS, "stop", "model"], cwd=tmp_path, env=project.env, check=False)
+
+
+def test_a_declared_gate_on_a_metric_the_notebook_lacks_is_an_error_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    project = Project(tmp_path)
+    declare(project, {"must_beat": ["qualty"]})
+    done = project.deploy()
+
+    assert done.returncode == 2
+    assert "Did you mean 'quality'?" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / ".nbops" / "deployments").exists()
+
+
+def test_declared_must_beat_applies_to_local_deploys_only(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    declare(project, {"require": ["quality>=0.9"], "must_beat": ["quality"]})
+    done = subprocess.run(
+        [NBOPS, "deploy", "model.ipynb", "-p", "factor=5", "--target", "docker"],
+        cwd=tmp_path,
+        env=project.env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "must_beat applies to local deploys only (--target docker)" in done.stdout
+    assert "metrics: refused: quality = 0.5, needs >= 0.9" in done.stderr

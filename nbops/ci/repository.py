@@ -31,6 +31,14 @@ CI_KEYS = ("python", "install", "deploy", "runner", "nbops_home")
 LOCK_PYTHON = re.compile(r"with Python (\d+\.\d+)")
 
 
+def gate_root(notebook: Path, fallback: Path) -> Path:
+    """Where the notebook's pyproject.toml entry is keyed from: the git work tree holding it
+    (as `nbops ci init` reads it), else `fallback` (the folder Jupyter serves, or the one a
+    command runs in)."""
+    top = repository_root(notebook.parent)
+    return top if (top / ".git").exists() else fallback.resolve()
+
+
 def repository_root(start: Path) -> Path:
     """The git work tree holding `start`, else `start` itself."""
     try:

@@ -94,6 +94,15 @@ from nbops.cli.executing import execution_options, executor_from
     show_default=True,
     help="How much worse than the version serving a --must-beat metric may be.",
 )
+@click.option(
+    "--gates/--no-gates",
+    "declared",
+    default=True,
+    show_default=True,
+    help="Without --require or --must-beat, apply the gates the notebook declares (its "
+    "[tool.nbops.notebooks] entry in pyproject.toml, or its metadata.nbops), as the sidebar "
+    "and CI do.",
+)
 @execution_options
 @format_option("text", "json")
 def deploy(
@@ -112,6 +121,7 @@ def deploy(
     gates: tuple[str, ...],
     rivals: tuple[str, ...],
     tolerance: float,
+    declared: bool,
     workers: int,
     **execution: Any,
 ) -> None:
@@ -120,11 +130,11 @@ def deploy(
     smoke requests pass: each route's example request (a cell tagged `example`, else the
     notebook's own literal call), as the build's smoke tests sent it; a route without one is
     checked through its schema only. Otherwise it is stopped and the old one keeps serving.
-    With --require or --must-beat, a version whose run's metrics fail them is `refused` and
-    never started. Once promoted, it is watched for the bake period (see --watch); the watch
-    goes on when this command has ended. With --workers N, the version runs N worker processes
-    on its port and is promoted only when all N have loaded their artifacts. Exit 1 if the new
-    version failed or was refused."""
+    With --require or --must-beat (else the gates the notebook declares, unless --no-gates), a
+    version whose run's metrics fail them is `refused` and never started. Once promoted, it is
+    watched for the bake period (see --watch); the watch goes on when this command has ended.
+    With --workers N, the version runs N worker processes on its port and is promoted only when
+    all N have loaded their artifacts. Exit 1 if the new version failed or was refused."""
     import json
 
     from nbops.cli.terminal import console
@@ -133,6 +143,8 @@ def deploy(
     out = console(stderr=fmt == "json")
     policy = _policy(watch, max_error_rate, max_p99_ratio, max_drift, canary)
     keeper = _gatekeeper(target, gates, rivals, tolerance)
+    if not keeper and declared and not Path(target).is_dir():
+        keeper = _declared_gatekeeper(Path(target), where, out)
 
     def stage(step: str, message: str) -> None:
         out.print(f"[dim]{step}:[/] {message}", highlight=False)
@@ -280,6 +292,37 @@ def _gatekeeper(
     check_gate_metrics(keeper.require, names, notebook)
     wanted = [(r.metric, f"--must-beat {str(r)!r}") for r in keeper.must_beat]
     check_metric_names(wanted, names, notebook)
+    return keeper
+
+
+def _declared_gatekeeper(notebook: Path, where: str, out: Any) -> Any:
+    """The gates the notebook declares, each metric checked against its metrics cells, as a
+    sidebar deploy applies them; said aloud, with where each came from. Away from the local
+    target there is no version serving to beat, so only the required gates apply there."""
+    from nbops.ci.gate_config import read_declared_gates
+    from nbops.ci.repository import check_declared_metrics, gate_root
+    from nbops.deploy.promotion import Gatekeeper
+    from nbops.model.notebook import load_notebook
+    from nbops.run.home import analyse_with_runs
+
+    here = Path.cwd()
+    fallback = here if notebook.resolve().is_relative_to(here.resolve()) else notebook.parent
+    gates = read_declared_gates(notebook, gate_root(notebook, fallback))
+    keeper = Gatekeeper.declared(gates)
+    if not keeper:
+        return keeper
+    pipeline = analyse_with_runs(load_notebook(notebook))
+    check_declared_metrics(gates, pipeline.metrics.names, pipeline.notebook.display_name)
+    if where != "local" and keeper.must_beat:
+        keeper = Gatekeeper(keeper.require, (), keeper.tolerance)
+        out.print(f"[dim]gates:[/] must_beat applies to local deploys only (--target {where})")
+    listed = ", ".join([*map(str, keeper.require), *(f"must beat {r}" for r in keeper.must_beat)])
+    if listed:
+        from rich.markup import escape
+
+        sources = "; ".join(gates.sources)
+        told = escape(f"{listed}, declared in {sources} (--no-gates: none)")
+        out.print(f"[dim]gates:[/] {told}", highlight=False)
     return keeper
 
 

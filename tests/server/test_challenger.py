@@ -190,7 +190,8 @@ async def test_a_worse_challenger_is_refused_with_both_figures_and_the_serving_o
 def test_gates_are_keyed_from_the_git_work_tree_as_ci_reads_them(tmp_path: Path) -> None:
     import subprocess
 
-    from nbops.lab.server.challenger import declared_gates, gate_root
+    from nbops.ci.repository import gate_root
+    from nbops.lab.server.challenger import declared_gates
     from nbops.model.analysis import analyse
     from nbops.model.notebook import load_notebook
 

@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from nbops.ci.gate_config import DeclaredGates, read_declared_gates
-from nbops.ci.repository import check_declared_metrics, repository_root
+from nbops.ci.repository import check_declared_metrics, gate_root
 from nbops.deploy import records
 from nbops.deploy.promotion import Gatekeeper, judge, recorded_metrics
 from nbops.model.pipeline import Pipeline
 from nbops.run.home import Home
-
-
-def gate_root(notebook: Path, server_root: Path) -> Path:
-    """Where the notebook's pyproject.toml entry is keyed from: the git work tree holding it
-    (as `nbops ci init` reads it), else the folder Jupyter serves."""
-    top = repository_root(notebook.parent)
-    return top if (top / ".git").exists() else server_root.resolve()
 
 
 def declared_gates(notebook: Path, server_root: Path, pipeline: Pipeline) -> DeclaredGates:
