@@ -34,9 +34,23 @@ LOCK_PYTHON = re.compile(r"with Python (\d+\.\d+)")
 def gate_root(notebook: Path, fallback: Path) -> Path:
     """Where the notebook's pyproject.toml entry is keyed from: the git work tree holding it
     (as `nbops ci init` reads it), else `fallback` (the folder Jupyter serves, or the one a
-    command runs in)."""
+    command runs in) when it holds the notebook, else the notebook's folder."""
     top = repository_root(notebook.parent)
-    return top if (top / ".git").exists() else fallback.resolve()
+    if (top / ".git").exists():
+        return top
+    holds = notebook.resolve().is_relative_to(fallback.resolve())
+    return fallback.resolve() if holds else notebook.parent.resolve()
+
+
+def notebook_gates(
+    notebook: Path, fallback: Path, metrics: Sequence[str], label: str
+) -> DeclaredGates:
+    """The gates the notebook declares, as a deploy applies them (from the sidebar or `nbops
+    deploy`), each metric checked against its metrics cells (a typo fails before anything
+    runs, as `nbops ci init` refuses it)."""
+    gates = read_declared_gates(notebook, gate_root(notebook, fallback))
+    check_declared_metrics(gates, metrics, label)
+    return gates
 
 
 def repository_root(start: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,10 @@ def deploy(
 
     out = console(stderr=fmt == "json")
     policy = _policy(watch, max_error_rate, max_p99_ratio, max_drift, canary)
-    keeper = _gatekeeper(target, gates, rivals, tolerance)
+    analysed = _analysis(target)
+    keeper = _gatekeeper(target, gates, rivals, tolerance, analysed)
     if not keeper and declared and not Path(target).is_dir():
-        keeper = _declared_gatekeeper(Path(target), where, out)
+        keeper = _declared_gatekeeper(Path(target), where, out, analysed())
 
     def stage(step: str, message: str) -> None:
         out.print(f"[dim]{step}:[/] {message}", highlight=False)
@@ -165,7 +167,7 @@ def deploy(
                 "(2 to 10, by CPU); give --workers to the local or docker target",
                 param_hint="--workers",
             )
-        folder = _build_folder(target, params, execution, step_timeout)
+        folder = _build_folder(target, analysed, params, execution, step_timeout)
         if keeper.require:
             _gate_remote(folder, keeper, say)
         sys.exit(remote_deploy(where, folder, name=name, port=port, say=say, workers=workers))
@@ -182,7 +184,7 @@ def deploy(
     else:
         with executor_from(**execution) as executor:
             deployment = _deploy_notebook(
-                target,
+                analysed(),
                 params,
                 name,
                 port,
@@ -212,8 +214,22 @@ def deploy(
     sys.exit(0 if deployment.status == "healthy" else 1)
 
 
+def _analysis(target: str) -> Callable[[], Any]:
+    """The notebook's analysis, made once however many parts of the deploy need it (the
+    gates' metric names, the build, the deploy)."""
+
+    @functools.cache
+    def analysed() -> Any:
+        from nbops.model.notebook import load_notebook
+        from nbops.run.home import analyse_with_runs
+
+        return analyse_with_runs(load_notebook(target))
+
+    return analysed
+
+
 def _deploy_notebook(
-    notebook: str,
+    pipeline: Any,
     params: tuple[str, ...],
     name: str | None,
     port: int | None,
@@ -226,11 +242,8 @@ def _deploy_notebook(
     """`how`: the watch policy, the gatekeeper and the number of workers."""
     from nbops.cli.terminal import StepProgress
     from nbops.deploy import local as deploying
-    from nbops.model.notebook import load_notebook
     from nbops.model.parameters import parse_overrides
-    from nbops.run.home import analyse_with_runs
 
-    pipeline = analyse_with_runs(load_notebook(notebook))
     pipeline.raise_for_errors()
     overrides = parse_overrides(params, pipeline.parameters)
     policy, keeper, workers = how
@@ -263,7 +276,11 @@ def _gate_remote(folder: Path, keeper: Any, say: Any) -> None:
 
 
 def _gatekeeper(
-    target: str, gates: tuple[str, ...], rivals: tuple[str, ...], tolerance: float
+    target: str,
+    gates: tuple[str, ...],
+    rivals: tuple[str, ...],
+    tolerance: float,
+    analysed: Callable[[], Any],
 ) -> Any:
     """The gates and rivals, their metric names checked against the notebook's metrics cells
     when a notebook is deployed (a build's names are checked against what it recorded)."""
@@ -284,10 +301,7 @@ def _gatekeeper(
         names = list(read_manifest(Path(target)).get("metrics") or {})
         notebook = target
     else:
-        from nbops.model.notebook import load_notebook
-        from nbops.run.home import analyse_with_runs
-
-        pipeline = analyse_with_runs(load_notebook(target))
+        pipeline = analysed()
         names, notebook = list(pipeline.metrics.names), pipeline.notebook.display_name
     check_gate_metrics(keeper.require, names, notebook)
     wanted = [(r.metric, f"--must-beat {str(r)!r}") for r in keeper.must_beat]
@@ -295,24 +309,17 @@ def _gatekeeper(
     return keeper
 
 
-def _declared_gatekeeper(notebook: Path, where: str, out: Any) -> Any:
-    """The gates the notebook declares, each metric checked against its metrics cells, as a
-    sidebar deploy applies them; said aloud, with where each came from. Away from the local
-    target there is no version serving to beat, so only the required gates apply there."""
-    from nbops.ci.gate_config import read_declared_gates
-    from nbops.ci.repository import check_declared_metrics, gate_root
+def _declared_gatekeeper(notebook: Path, where: str, out: Any, pipeline: Any) -> Any:
+    """The gates the notebook declares (keyed from the folder this runs in, as the sidebar's
+    from the one Jupyter serves), as a sidebar deploy applies them; said aloud, with where each
+    came from. Away from the local target there is no version serving to beat, so only the
+    required gates apply there."""
+    from nbops.ci.repository import notebook_gates
     from nbops.deploy.promotion import Gatekeeper
-    from nbops.model.notebook import load_notebook
-    from nbops.run.home import analyse_with_runs
 
-    here = Path.cwd()
-    fallback = here if notebook.resolve().is_relative_to(here.resolve()) else notebook.parent
-    gates = read_declared_gates(notebook, gate_root(notebook, fallback))
+    names, label = pipeline.metrics.names, pipeline.notebook.display_name
+    gates = notebook_gates(notebook, Path.cwd(), names, label)
     keeper = Gatekeeper.declared(gates)
-    if not keeper:
-        return keeper
-    pipeline = analyse_with_runs(load_notebook(notebook))
-    check_declared_metrics(gates, pipeline.metrics.names, pipeline.notebook.display_name)
     if where != "local" and keeper.must_beat:
         keeper = Gatekeeper(keeper.require, (), keeper.tolerance)
         out.print(f"[dim]gates:[/] must_beat applies to local deploys only (--target {where})")
@@ -355,18 +362,20 @@ def _policy(
 
 
 def _build_folder(
-    target: str, params: tuple[str, ...], execution: dict[str, Any], step_timeout: float | None
+    target: str,
+    analysed: Callable[[], Any],
+    params: tuple[str, ...],
+    execution: dict[str, Any],
+    step_timeout: float | None,
 ) -> Path:
     """A build folder as given, or the notebook built into build/<name> first."""
     path = Path(target)
     if path.is_dir():
         return path
     from nbops.build import builder as building
-    from nbops.model.notebook import load_notebook
     from nbops.model.parameters import parse_overrides
-    from nbops.run.home import analyse_with_runs
 
-    pipeline = analyse_with_runs(load_notebook(target))
+    pipeline = analysed()
     out = building.default_build_dir(pipeline)
     with executor_from(**execution) as executor:
         building.build(

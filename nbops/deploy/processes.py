@@ -96,48 +96,36 @@ def wait_ready(
 ) -> None:
     """Until `/readyz` answers 200 and, with several workers, every one of them is ready (its
     own readiness gauge, as `nbops.deploy.workers` reads it); a process that exits or a timeout
-    is NotHealthy. `what` names the version in that message."""
-    if workers < 2:
-        _wait_answering(process, url, timeout)
-        return
-    assert version_dir is not None, "several workers write their metrics in version_dir"
-    log = version_dir / "service.log"
+    is NotHealthy. `what` names the version in those messages."""
+    several = workers > 1
+    assert version_dir is not None or not several, "workers write their metrics in version_dir"
+    log = (version_dir or Path()) / "service.log"
     deadline = time.monotonic() + timeout
     ready: set[int] = set()
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
-            raise NotHealthy(
-                f"{what} exited with code {code} when {len(ready)} of its {workers} workers "
-                f"were ready; see {log}"
-            )
-        ready = workers_app.ready_workers(process.pid, workers_app.metrics_folder(version_dir))
-        status, body = get(f"{url}/readyz")
-        if status is not None and status != 200:  # a worker that started but cannot serve
-            raise NotHealthy(f"/readyz answered {status}: {body[:300]}")
-        if status == 200 and len(ready) >= workers:
-            return
-        time.sleep(0.1)
-    raise NotHealthy(
-        f"{what}: only {len(ready)} of its {workers} workers were ready after {timeout:g} s; "
-        f"see {log}"
-    )
-
-
-def _wait_answering(process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = process.poll()
-        if code is not None:
+            if several:
+                raise NotHealthy(
+                    f"{what} exited with code {code} when {len(ready)} of its {workers} "
+                    f"workers were ready; see {log}"
+                )
             raise NotHealthy(f"the service exited with code {code} before it was ready")
+        if several:
+            ready = workers_app.ready_workers(process.pid, workers_app.metrics_folder(log.parent))
         status, body = get(f"{url}/readyz")
-        if status == 200:
-            return
-        if status is not None:
+        if status is not None and status != 200:
             # The service answers only once its start-up (loading and checking artifacts) is
             # over, so a first answer that is not 200 is final: no point waiting it out.
             raise NotHealthy(f"/readyz answered {status}: {body[:300]}")
+        if status == 200 and (not several or len(ready) >= workers):
+            return
         time.sleep(0.1)
+    if several:
+        raise NotHealthy(
+            f"{what}: only {len(ready)} of its {workers} workers were ready after {timeout:g} s; "
+            f"see {log}"
+        )
     raise NotHealthy(f"not ready after {timeout:.0f} s (no answer from /readyz)")
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nbops.ci.gate_config import DeclaredGates, read_declared_gates
-from nbops.ci.repository import check_declared_metrics, gate_root
+from nbops.ci.gate_config import DeclaredGates
+from nbops.ci.repository import notebook_gates
 from nbops.deploy import records
 from nbops.deploy.promotion import Gatekeeper, judge, recorded_metrics
 from nbops.model.pipeline import Pipeline
@@ -22,9 +22,9 @@ from nbops.run.home import Home
 def declared_gates(notebook: Path, server_root: Path, pipeline: Pipeline) -> DeclaredGates:
     """The notebook's declared gates, each metric checked against its metrics cells (a typo is
     a 400 before anything runs, as `nbops ci init` refuses it)."""
-    gates = read_declared_gates(notebook, gate_root(notebook, server_root))
-    check_declared_metrics(gates, pipeline.metrics.names, pipeline.notebook.display_name)
-    return gates
+    return notebook_gates(
+        notebook, server_root, pipeline.metrics.names, pipeline.notebook.display_name
+    )
 
 
 def gatekeeper(notebook: Path, server_root: Path, pipeline: Pipeline) -> Gatekeeper:
