@@ -224,14 +224,17 @@ class Supervisor:
     def _settle(
         self, db: StateDb, row: records.Deployment, standby: records.Deployment | None
     ) -> None:
-        """The bake period is over without a breach: stable, all traffic to it, the standby
-        stopped."""
+        """The bake period is over without a breach: all traffic to it, then stable and the
+        standby stopped (a canary's share went to the standby until the proxy switched)."""
         try:
             lease = records.acquire(db, self.name, "watch")
         except records.DeployBusy:
             return  # a deploy or rollback is under way; it decides
         try:
-            records.update(db, self.name, row.version, watch=STABLE, canary=None)
+            if row.canary is not None:
+                records.update(db, self.name, row.version, canary=None)
+                self._wait_for_switch(row.version)
+            records.update(db, self.name, row.version, watch=STABLE)
             if standby is not None:
                 records.update(db, self.name, standby.version, status="stopped")
                 processes.stop(standby.pid, standby.pid_started)
@@ -309,11 +312,13 @@ class Supervisor:
         return True
 
     def _wait_for_switch(self, version: int) -> None:
-        """Until the proxy forwards to `version`, so that no request reaches a stopped one."""
+        """Until the proxy forwards every request to `version` (no canary split), so that none
+        reaches a version about to be stopped."""
         deadline = time.monotonic() + SWITCH_S
         while time.monotonic() < deadline:
             code, body = processes.get(f"http://127.0.0.1:{self.port}/_nbops/upstream")
-            if code == 200 and json.loads(body).get("version") == version:
+            upstream = json.loads(body) if code == 200 else {}
+            if upstream.get("version") == version and upstream.get("canary") is None:
                 return
             time.sleep(0.02)
 
